@@ -1,0 +1,347 @@
+"""The local launcher: the whole fleet as processes on one machine, under supervisord.
+
+One launcher serves `make run` and the end-to-end tests (tests-e2e/conftest.py):
+
+    python deploy/launcher.py run            # foreground; Ctrl-C stops everything
+
+It picks free ports, writes supervisord's and nginx's configs into a run directory,
+starts Redis (unless REDIS_URL is set), migrates and seeds every service's database,
+then starts every process: ws-gateway (daphne, GATEWAY_PROCESSES of them), each
+service's HTTP face (daphne) and inbox worker, and nginx in front. supervisord is the
+process manager: it restarts what crashes, and tests use it to stop, start and kill
+single processes (`Fleet.ctl`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES_DIR = ROOT / "services"
+sys.path.insert(0, str(SERVICES_DIR))
+sys.path.insert(0, str(ROOT / "gateway"))
+
+from nginxconf import render as render_nginx  # noqa: E402
+
+from switchboard.config import env, env_int  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the fleet and the processes it runs."""
+
+    name: str
+    settings: str  # Django settings module
+    asgi: str  # ASGI application for its HTTP face
+    inbox: bool = False  # runs an inbox worker
+    seed: bool = False  # has a seed_demo command
+
+
+# The fleet. compose.yaml and k8s/ are checked against this table by tests.
+SERVICES: tuple[Service, ...] = (
+    Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
+    Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Program:
+    name: str
+    service: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    http_port: int | None = None
+    metrics_port: int | None = None
+    priority: int = 100
+
+
+@dataclass
+class Fleet:
+    run_dir: Path
+    gateway_port: int = 8080
+    gateway_processes: int = 1
+    redis_url: str | None = None  # None: start a redis-server for this run
+    env: dict[str, str] = field(default_factory=dict)
+    console: bool = False  # programs' output to the terminal (make run) or to files
+    programs: list[Program] = field(default_factory=list)
+
+    # ------------------------------------------------------------- planning ----
+    def plan(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.redis_port = None
+        if self.redis_url is None:
+            self.redis_port = free_port()
+            self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.base_env = {
+            "PYTHONPATH": str(SERVICES_DIR),
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": self.redis_url,
+            "SWITCHBOARD_DATA_DIR": str(self.run_dir / "data"),
+            "ALLOWED_ORIGINS": f"http://127.0.0.1:{self.gateway_port},http://localhost:{self.gateway_port}",
+            "GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
+            **self.env,
+        }
+        py = sys.executable
+        max_bytes = str(int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES"))))
+        self.programs = []
+        if self.redis_port:
+            self.programs.append(Program(
+                "redis", "redis",
+                [redis_server(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.run_dir)],
+                priority=1,
+            ))
+        for svc in SERVICES:
+            copies = self.gateway_processes if svc.name == "ws-gateway" else 1
+            for i in range(copies):
+                port, metrics_port = free_port(), free_port()
+                name = f"{svc.name}-{i}" if svc.name == "ws-gateway" else f"{svc.name}-http"
+                self.programs.append(Program(
+                    name, svc.name,
+                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                     "--ping-interval", "20", "--ping-timeout", "30",
+                     "--websocket-max-message-size", max_bytes, "--proxy-headers", svc.asgi],
+                    env={"DJANGO_SETTINGS_MODULE": svc.settings, "METRICS_PORT": str(metrics_port),
+                         "SERVICE_NAME": name},
+                    http_port=port, metrics_port=metrics_port,
+                ))
+            if svc.inbox:
+                metrics_port = free_port()
+                self.programs.append(Program(
+                    f"{svc.name}-inbox", svc.name,
+                    [py, "-m", "django", "inbox"],
+                    env={"DJANGO_SETTINGS_MODULE": svc.settings, "METRICS_PORT": str(metrics_port),
+                         "SERVICE_NAME": f"{svc.name}-inbox"},
+                    metrics_port=metrics_port,
+                ))
+        upstreams: dict[str, list[str]] = {}
+        for p in self.programs:
+            if p.http_port:
+                upstreams.setdefault(p.service, []).append(f"127.0.0.1:{p.http_port}")
+        nginx_conf = self.run_dir / "nginx.conf"
+        nginx_conf.write_text(render_nginx(upstreams, f"127.0.0.1:{self.gateway_port}", self.run_dir))
+        self.programs.append(Program(
+            "nginx", "gateway",
+            [nginx_binary(), "-p", str(self.run_dir), "-c", str(nginx_conf), "-g", "daemon off;"],
+            priority=900,
+        ))
+        self.write_supervisor_conf()
+        (self.run_dir / "ports.json").write_text(json.dumps(
+            {p.name: {"http": p.http_port, "metrics": p.metrics_port} for p in self.programs}, indent=2
+        ))
+
+    def write_supervisor_conf(self) -> None:
+        run = self.run_dir
+        lines = [
+            "[supervisord]",
+            f"logfile={run / 'logs' / 'supervisord.log'}",
+            f"pidfile={run / 'supervisord.pid'}",
+            "nodaemon=true",
+            "[unix_http_server]",
+            f"file={run / 'supervisor.sock'}",
+            "[supervisorctl]",
+            f"serverurl=unix://{run / 'supervisor.sock'}",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        ]
+        for p in self.programs:
+            env = {**self.base_env, **p.env}
+            env_line = ",".join(f'{k}="{v}"'.replace("%", "%%") for k, v in env.items())
+            out = "/dev/stdout" if self.console else str(run / "logs" / f"{p.name}.log")
+            lines += [
+                f"[program:{p.name}]",
+                "command=" + " ".join(_quote(c) for c in p.command),
+                f"directory={ROOT}",
+                f"environment={env_line}",
+                f"priority={p.priority}",
+                "autostart=false",
+                "autorestart=true",
+                "startsecs=1",
+                "startretries=20",
+                "stopasgroup=true",
+                "killasgroup=true",
+                "stopwaitsecs=10",
+                "redirect_stderr=true",
+                f"stdout_logfile={out}",
+                "stdout_logfile_maxbytes=0" if self.console else "stdout_logfile_maxbytes=20MB",
+            ]
+        (run / "supervisord.conf").write_text("\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------- running ----
+    def prepare(self) -> None:
+        """Migrate and seed every service's database (idempotent)."""
+        for svc in SERVICES:
+            env = {**os.environ, **self.base_env, "DJANGO_SETTINGS_MODULE": svc.settings}
+            subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+                           env=env, cwd=ROOT, check=True)
+            if svc.seed:
+                subprocess.run([sys.executable, "-m", "django", "seed_demo"], env=env, cwd=ROOT, check=True,
+                               stdout=subprocess.DEVNULL)
+
+    def start(self, wait: float = 60) -> None:
+        """Start supervisord in the background and wait until everything answers."""
+        self.plan()
+        (self.run_dir / "supervisor.sock").unlink(missing_ok=True)  # left by a killed run
+        self.supervisord = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.run_dir / "supervisord.conf")],
+            cwd=ROOT, start_new_session=not self.console,
+        )
+        deadline = time.time() + wait
+        while not (self.run_dir / "supervisor.sock").exists():
+            self._check_alive(deadline)
+            time.sleep(0.1)
+        if self.redis_port:
+            self.ctl("start", "redis")
+            self.wait_redis(deadline)
+        self.prepare()
+        self.ctl("start", "all")
+        self.wait_ready(deadline)
+
+    def _check_alive(self, deadline: float) -> None:
+        if self.supervisord.poll() is not None:
+            raise RuntimeError("supervisord exited; see " + str(self.run_dir / "logs"))
+        if time.time() > deadline:
+            raise TimeoutError("fleet did not start in time; see " + str(self.run_dir / "logs"))
+
+    def wait_redis(self, deadline: float) -> None:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            self._check_alive(deadline)
+            time.sleep(0.1)
+
+    def wait_ready(self, deadline: float, programs: list[str] | None = None) -> None:
+        urls = []
+        for p in self.programs:
+            if programs and p.name not in programs:
+                continue
+            if p.http_port:
+                urls.append(f"http://127.0.0.1:{p.http_port}/healthz")
+            if p.metrics_port:
+                urls.append(f"http://127.0.0.1:{p.metrics_port}/healthz")
+        if not programs or "nginx" in programs:
+            urls.append(f"{self.url}/healthz")
+        for url in urls:
+            while not _answers(url):
+                self._check_alive(deadline)
+                time.sleep(0.1)
+
+    def ctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.run_dir / "supervisord.conf"), *args],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        return result.stdout
+
+    def pid(self, program: str) -> int:
+        return int(self.ctl("pid", program).strip())
+
+    def kill(self, program: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a program as a crash would; supervisord restarts it."""
+        os.kill(self.pid(program), sig)
+
+    def restart(self, program: str, wait: float = 30) -> None:
+        self.ctl("restart", program)
+        self.wait_ready(time.time() + wait, [program])
+
+    def program(self, name: str) -> Program:
+        return next(p for p in self.programs if p.name == name)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.gateway_port}"
+
+    def stop(self) -> None:
+        if getattr(self, "supervisord", None) and self.supervisord.poll() is None:
+            self.supervisord.send_signal(signal.SIGTERM)
+            try:
+                self.supervisord.wait(30)
+            except subprocess.TimeoutExpired:
+                self.supervisord.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as res:
+            return res.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def _quote(arg: str) -> str:
+    if arg == "":
+        return '""'
+    return f'"{arg}"' if any(c in arg for c in " ;'") else arg
+
+
+def redis_server() -> str:
+    path = shutil.which("redis-server")
+    if not path:
+        sys.exit("redis-server not found: run `make deps` (installs Debian's redis-server) or set REDIS_URL")
+    return path
+
+
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not path:
+        sys.exit("nginx not found: run `make deps` (installs Debian's nginx) or install nginx yourself")
+    return path
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] != "run":
+        sys.exit("usage: launcher.py run")
+    fleet = Fleet(
+        run_dir=ROOT / "var" / "run",
+        gateway_port=env_int("GATEWAY_PORT"),
+        gateway_processes=env_int("GATEWAY_PROCESSES"),
+        # An explicitly configured Redis is used; otherwise one is started for the run.
+        redis_url=os.environ.get("REDIS_URL") or None,
+        console=True,
+    )
+    stop = False
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    fleet.start(wait=120)
+    print(f"\n  Switchboard is up: {fleet.url}  (users alice, bob, admin; Ctrl-C stops)\n", flush=True)
+    while not stop and fleet.supervisord.poll() is None:
+        time.sleep(0.5)
+    fleet.stop()
+
+
+if __name__ == "__main__":
+    main()

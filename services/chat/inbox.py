@@ -1,0 +1,120 @@
+"""Chat's inbox worker: decides every chat socket's fate and stores every message.
+
+Commands for one room arrive on one shard and are handled one at a time, so the
+order in which messages are stored (their seq) is the order everyone sees. A
+message is stored before it is broadcast; its echo, with seq and the client's
+client_id, is the sender's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import time
+
+from channels.db import database_sync_to_async
+from redis.asyncio import Redis
+
+from chat import store
+from switchboard import metrics, publish, routes
+from switchboard.closecodes import CloseCode
+from switchboard.config import env, env_float, env_int
+from switchboard.errors import ErrorCode
+from switchboard.inbox import InboxConsumer
+from switchboard.presence import Presence
+from switchboard.protocol import frame, now_iso
+
+_presence: Presence | None = None
+
+
+def presence() -> Presence:
+    global _presence
+    if _presence is None:
+        _presence = Presence(Redis.from_url(env("REDIS_URL")))
+    return _presence
+
+
+def room_group(slug: str) -> str:
+    """The room's group, from the route table (the gateway joins the same one)."""
+    route = next(r for r in routes.load().websocket if r.name == "chat")
+    return route.group.format(room=slug)
+
+
+class ChatInbox(InboxConsumer):
+    service = "chat"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.last_typing: dict[tuple[str, int], float] = {}
+        self.rooms: dict[str, int] = {}  # slug -> id; rooms are never renamed
+
+    async def room_id(self, slug: str) -> int | None:
+        if slug not in self.rooms:
+            room = await database_sync_to_async(store.get_room)(slug)
+            if room is None:
+                return None
+            self.rooms[slug] = room.pk
+        return self.rooms[slug]
+
+    async def gw_connect(self, cmd):
+        conn, slug = cmd["conn"], cmd["params"]["room"]
+        room = await database_sync_to_async(store.get_room)(slug)
+        if room is None:
+            return await publish.reject(conn, CloseCode.NOT_FOUND)
+        since = cmd["params"].get("since")
+        if since is not None:
+            if not since.isdigit():
+                return await publish.reject(conn, CloseCode.BAD_REQUEST)
+            since = int(since)
+        messages, last_seq, truncated = await database_sync_to_async(store.history)(
+            room, since, env_int("HISTORY_LIMIT"), env_int("SINCE_MAX")
+        )
+        group = room_group(slug)
+        user = self.identity(cmd)
+        online = await presence().users(group)
+        history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
+        await publish.accept(conn, [history, frame("online_users", users=online)], watermarks={group: last_seq})
+        if not await presence().is_present(group, user.id, except_conn=conn):
+            await publish.send_to_group(group, frame("user_join", user=user.username, timestamp=now_iso()))
+            await publish.send_to_group(group, frame("online_users", users=online), exclude_conn=conn)
+
+    async def gw_disconnect(self, cmd):
+        slug = cmd["params"]["room"]
+        group = room_group(slug)
+        user = self.identity(cmd)
+        # The gateway removed this socket's presence before telling us; another tab
+        # of the same user keeps them in the room.
+        if await presence().is_present(group, user.id):
+            return
+        if await self.room_id(slug) is None:
+            return
+        await publish.send_to_group(group, frame("user_leave", user=user.username, timestamp=now_iso()))
+        await publish.send_to_group(group, frame("online_users", users=await presence().users(group)))
+
+    async def frame_chat_message(self, cmd, data):
+        slug = cmd["params"]["room"]
+        room_id = await self.room_id(slug)
+        if room_id is None:
+            return await publish.send_error(cmd["conn"], ErrorCode.NOT_FOUND, "room no longer exists")
+        message, created = await database_sync_to_async(store.post_message)(
+            room_id, self.identity(cmd), data["message"], data.get("client_id")
+        )
+        text = frame("chat_message", **message.as_frame_fields())
+        if created:
+            metrics.CHAT_MESSAGES.labels("stored").inc()
+            await publish.send_to_group(room_group(slug), text, seq=message.seq)
+        else:
+            # A resend of a stored message: acknowledge to the sender only.
+            metrics.CHAT_MESSAGES.labels("duplicate").inc()
+            await publish.send_to_conn(cmd["conn"], text)
+
+    async def frame_typing(self, cmd, data):
+        user = self.identity(cmd)
+        slug = cmd["params"]["room"]
+        now = time.monotonic()
+        throttle = env_float("TYPING_THROTTLE_SECONDS")
+        key = (slug, user.id)
+        if now - self.last_typing.get(key, -throttle) < throttle:
+            return
+        self.last_typing[key] = now
+        if len(self.last_typing) > 10_000:  # forget notices older than the window
+            self.last_typing = {k: t for k, t in self.last_typing.items() if now - t < throttle}
+        await publish.send_to_group(room_group(slug), frame("user_typing", user=user.username), exclude_user=user.id)

@@ -1,0 +1,45 @@
+"""Every WebSocket close code Switchboard sends, in one table.
+
+Policy (written for client authors): 1xxx are the protocol's own; 4000-4399 mean
+"reconnect with backoff" (the server went away or asked you to move); 4400-4499 mirror
+HTTP 4xx and are terminal: change something (log in, pick another room) before
+retrying. Reasons stay under 123 bytes, the limit of a close frame.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000  # the client or server ended the session
+    GOING_AWAY = 1001  # the gateway is shutting down; reconnect elsewhere
+    MESSAGE_TOO_BIG = 1009  # a frame was larger than WS_MAX_MESSAGE_BYTES
+    INTERNAL_ERROR = 1011  # a bug; reconnect with backoff
+    TRY_AGAIN_LATER = 1013  # the owning service did not accept in time, or its inbox is full
+    RECONNECT = 4000  # the server asks the client to reconnect (drain, rebalance)
+    SLOW_CONSUMER = 4008  # the client did not read its frames fast enough
+    BAD_REQUEST = 4400  # the URL or parameters are invalid
+    UNAUTHORIZED = 4401  # no token or session, or an invalid or expired one
+    FORBIDDEN = 4403  # authenticated, but not allowed on this route or object
+    NOT_FOUND = 4404  # no such route, room or document
+
+
+REASONS: dict[CloseCode, str] = {
+    CloseCode.NORMAL: "bye",
+    CloseCode.GOING_AWAY: "server shutting down, reconnect",
+    CloseCode.MESSAGE_TOO_BIG: "frame too large",
+    CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.TRY_AGAIN_LATER: "service unavailable, try again later",
+    CloseCode.RECONNECT: "reconnect",
+    CloseCode.SLOW_CONSUMER: "client too slow",
+    CloseCode.BAD_REQUEST: "bad request",
+    CloseCode.UNAUTHORIZED: "authentication required",
+    CloseCode.FORBIDDEN: "forbidden",
+    CloseCode.NOT_FOUND: "not found",
+}
+
+
+def may_reconnect(code: int) -> bool:
+    """Whether a well-behaved client reconnects (with backoff) after this code."""
+    return not (4400 <= code <= 4499)

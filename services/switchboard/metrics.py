@@ -1,0 +1,96 @@
+"""Every Prometheus metric of the fleet, in one file, and the per-process exporter.
+
+Names are switchboard_<subsystem>_<name>_<unit>. Label values come from our own
+tables (route names, frame types, outcomes), never from clients, so cardinality is
+bounded. Each process serves /metrics and /healthz on its own METRICS_PORT, which
+nginx never routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from wsgiref.simple_server import WSGIRequestHandler
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from switchboard.config import env, env_int
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+# ------------------------------------------------------------------ gateway ----
+CONNECTIONS = Gauge("switchboard_gateway_connections", "Open WebSockets on this process.", ["route"])
+CONNECTS = Counter(
+    "switchboard_gateway_connects_total", "WebSocket connection attempts by outcome.", ["route", "outcome"]
+)
+FRAMES = Counter("switchboard_gateway_frames_total", "WebSocket frames by direction.", ["route", "direction"])
+FRAME_ERRORS = Counter(
+    "switchboard_gateway_frame_errors_total", "Client frames answered with an error frame.", ["route", "code"]
+)
+RATE_LIMITED = Counter("switchboard_gateway_rate_limited_total", "Frames refused by a rate limit.", ["scope"])
+UNKNOWN_MESSAGES = Counter(
+    "switchboard_gateway_unknown_messages_total", "Channel-layer messages with no handler (ignored)."
+)
+CLOSES = Counter("switchboard_gateway_closes_total", "Sockets closed, by close code.", ["route", "code"])
+
+# -------------------------------------------------------------------- inbox ----
+INBOX_COMMANDS = Counter(
+    "switchboard_inbox_commands_total", "Inbox commands handled, by type and outcome.", ["service", "type", "outcome"]
+)
+INBOX_LATENCY = Histogram(
+    "switchboard_inbox_handling_seconds",
+    "Time to handle one inbox command.",
+    ["service", "type"],
+    buckets=LATENCY_BUCKETS,
+)
+INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
+
+# ---------------------------------------------------------------------- chat ----
+CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])
+
+
+_server_started = False
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # scrapes every few seconds: not worth a log line
+        pass
+
+
+def _app(environ, start_response):
+    if environ.get("PATH_INFO") == "/healthz":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok\n"]
+    return make_wsgi_app(REGISTRY)(environ, start_response)
+
+
+def serve(port: int | None = None) -> int | None:
+    """Start the exporter in a daemon thread (once per process); returns its port."""
+    global _server_started
+    port = env_int("METRICS_PORT") if port is None else port
+    if _server_started or not port:
+        return None
+    server = ThreadingWSGIServer((env("METRICS_HOST"), port), _QuietHandler)
+    server.set_app(_app)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    _server_started = True
+    log.info("metrics on :%d/metrics", port)
+    return port
+
+
+class timer:
+    """with timer(histogram.labels(...)): ... observes the elapsed seconds."""
+
+    def __init__(self, histogram):
+        self.histogram = histogram
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.histogram.observe(time.perf_counter() - self.start)

@@ -1,0 +1,93 @@
+"""Who is connected, shared by every process through Redis.
+
+One sorted set per topic (a route's group such as ``chat.room.lobby``, ``route:chat``,
+and ``all``); each member is one connection, ``<conn>|<user id>|<username>``, scored by
+the time it expires. ws-gateway adds a connection before the service is asked about
+it, refreshes all of its connections every PRESENCE_HEARTBEAT_SECONDS, and removes
+them on close; a crashed process's entries simply expire. Readers count distinct
+users, so several tabs of one user count once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from switchboard.config import env_int
+
+PREFIX = "sb:presence:"
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Member:
+    conn: str
+    user_id: int
+    username: str
+
+    def encode(self) -> str:
+        return f"{self.conn}|{self.user_id}|{self.username}"
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Member:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        conn, user_id, username = text.split("|", 2)
+        return cls(conn, int(user_id), username)
+
+
+def route_topic(route: str) -> str:
+    return f"route:{route}"
+
+
+class Presence:
+    def __init__(self, redis: Redis, ttl: int | None = None):
+        self.redis = redis
+        self.ttl = env_int("PRESENCE_TTL_SECONDS") if ttl is None else ttl
+
+    async def add(self, topics: Iterable[str], member: Member) -> None:
+        expires = time.time() + self.ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic in topics:
+                pipe.zadd(PREFIX + topic, {member.encode(): expires})
+            await pipe.execute()
+
+    async def refresh(self, entries: Iterable[tuple[Iterable[str], Member]]) -> None:
+        """One round trip for every connection of a process (the heartbeat)."""
+        expires = time.time() + self.ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topics, member in entries:
+                for topic in topics:
+                    pipe.zadd(PREFIX + topic, {member.encode(): expires})
+            await pipe.execute()
+
+    async def remove(self, topics: Iterable[str], member: Member) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for topic in topics:
+                pipe.zrem(PREFIX + topic, member.encode())
+            await pipe.execute()
+
+    async def members(self, topic: str) -> list[Member]:
+        """Live connections of a topic; expired ones are dropped on the way."""
+        key = PREFIX + topic
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zrangebyscore(key, now, "+inf")
+            _, raw = await pipe.execute()
+        return [Member.decode(m) for m in raw]
+
+    async def users(self, topic: str) -> list[str]:
+        """Distinct usernames online in a topic, sorted."""
+        return sorted({m.username for m in await self.members(topic)})
+
+    async def user_ids(self, topic: str) -> set[int]:
+        return {m.user_id for m in await self.members(topic)}
+
+    async def is_present(self, topic: str, user_id: int, except_conn: str = "") -> bool:
+        return any(m.user_id == user_id and m.conn != except_conn for m in await self.members(topic))
+
+    async def count_connections(self, topic: str) -> int:
+        return await self.redis.zcount(PREFIX + topic, time.time(), "+inf")

@@ -1,0 +1,76 @@
+"""The one send path from a service to connections and groups (gw.* replies).
+
+Services push to users only through these functions (zulip's `send_event` habit):
+they encode nothing per recipient; `text` is sent as is by every gateway holding a
+member. `*_sync` twins are for Django views and Celery tasks.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from switchboard.protocol import GwAccept, GwSend, error_frame
+
+
+def _layer():
+    return get_channel_layer()
+
+
+async def send_to_conn(conn: str, text: str | None = None, data: bytes | None = None) -> None:
+    message: GwSend = {"type": "gw.send"}
+    if text is not None:
+        message["text"] = text
+    if data is not None:
+        message["bytes"] = data
+    await _layer().send(conn, message)
+
+
+async def send_to_group(
+    group: str,
+    text: str | None = None,
+    data: bytes | None = None,
+    *,
+    seq: int | None = None,
+    exclude_conn: str | None = None,
+    exclude_user: int | None = None,
+) -> None:
+    # `group` lets the gateway match `seq` against the watermark it got on accept.
+    message: GwSend = {"type": "gw.send", "group": group}
+    if text is not None:
+        message["text"] = text
+    if data is not None:
+        message["bytes"] = data
+    if seq is not None:
+        message["seq"] = seq
+    if exclude_conn:
+        message["exclude_conn"] = exclude_conn
+    if exclude_user is not None:
+        message["exclude_user"] = exclude_user
+    await _layer().group_send(group, message)
+
+
+async def accept(conn: str, frames: list[str], watermarks: dict[str, int] | None = None,
+                 groups: list[str] | None = None) -> None:
+    message: GwAccept = {"type": "gw.accept", "frames": frames}
+    if watermarks:
+        message["watermarks"] = watermarks
+    if groups:
+        message["groups"] = groups
+    await _layer().send(conn, message)
+
+
+async def reject(conn: str, code: int) -> None:
+    await _layer().send(conn, {"type": "gw.reject", "code": int(code)})
+
+
+async def close(conn: str, code: int) -> None:
+    await _layer().send(conn, {"type": "gw.close", "code": int(code)})
+
+
+async def send_error(conn: str, code: str, message: str) -> None:
+    await send_to_conn(conn, error_frame(code, message))
+
+
+send_to_group_sync = async_to_sync(send_to_group)
+send_to_conn_sync = async_to_sync(send_to_conn)

@@ -1,0 +1,82 @@
+"""Rate limits: a token bucket per connection (in process) and per user (in Redis).
+
+The per-user bucket is one Lua script, so reading, refilling and spending happen
+atomically in Redis and two gateway processes share one budget (the seed's
+get-then-set in the cache lets concurrent frames through). Redis's own clock is used,
+so gateways with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+# Returns {allowed (0/1), seconds to wait as a string}. Keys expire once a full bucket
+# would have refilled, so idle users cost nothing.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then tokens = burst; ts = now end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(wait)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0
+
+
+class RedisTokenBucket:
+    """A bucket per key shared by every process: `await take(key)`."""
+
+    def __init__(self, redis: Redis, rate: float, burst: float, prefix: str = "sb:rate:"):
+        self.rate = rate
+        self.burst = burst
+        self.prefix = prefix
+        self._script = redis.register_script(TOKEN_BUCKET_LUA)
+
+    async def take(self, key: str, cost: float = 1) -> Decision:
+        allowed, wait = await self._script(keys=[self.prefix + key], args=[self.rate, self.burst, cost])
+        return Decision(bool(int(allowed)), float(wait))
+
+
+@dataclass
+class LocalTokenBucket:
+    """A bucket for one connection; the clock is injectable for tests."""
+
+    rate: float
+    burst: float
+    clock: callable = time.monotonic
+    tokens: float = field(default=-1.0)
+    stamp: float = field(default=0.0)
+
+    def take(self, cost: float = 1) -> Decision:
+        now = self.clock()
+        if self.tokens < 0:
+            self.tokens, self.stamp = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return Decision(True)
+        return Decision(False, (cost - self.tokens) / self.rate)

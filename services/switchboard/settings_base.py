@@ -1,0 +1,81 @@
+"""Django settings every service shares; a service's settings module adds only its own.
+
+Usage in a service: ``from switchboard.settings_base import *`` then
+``INSTALLED_APPS += [...]`` and ``DATABASES = database_for("chat")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from switchboard.config import env, env_bool, env_int, env_list
+
+SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
+DEBUG = env_bool("SWITCHBOARD_DEBUG")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+APPEND_SLASH = True
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "channels",
+    "switchboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+]
+
+TEMPLATES: list = []
+
+REDIS_URL = env("REDIS_URL")
+
+CHANNEL_LAYERS = {
+    # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
+    # by every gateway process that has a member (ARCHITECTURE.md, "two channel layers").
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "sb"},
+    },
+    # Service inboxes: named channels load-balanced over workers, with capacity and
+    # expiry, so a full or absent service is a clear "busy" rather than a hang.
+    "inbox": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": "sb-inbox",
+            "capacity": env_int("INBOX_CAPACITY"),
+            "expiry": env_int("INBOX_EXPIRY_SECONDS"),
+        },
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
+    # daphne logs every request line, query string included: keep it quiet so a
+    # ?token= never reaches a log.
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
+
+
+def database_for(service: str) -> dict:
+    """The service's own database: DATABASE_URL, else a SQLite file of its own."""
+    url = env("DATABASE_URL")
+    if not url:
+        data_dir = Path(env("SWITCHBOARD_DATA_DIR"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{data_dir / (service + '.sqlite3')}"
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"].endswith("sqlite3"):
+        # WAL lets the HTTP process read while the inbox worker writes.
+        config["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
+    return {"default": config}

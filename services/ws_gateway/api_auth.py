@@ -1,0 +1,74 @@
+"""The auth API: tokens for API clients, and checks nginx asks the gateway about.
+
+POST /api/auth/token/ {"username", "password"} -> 200 {"access", "expires_in"} | 401
+GET  /api/auth/session-token/  a token for the logged-in web UI (session cookie)
+GET  /api/auth/me/             who the bearer or session is
+GET  /api/auth/check-staff/    200 staff, 401 anonymous, 403 other (nginx auth_request)
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import BaseModel, Field, ValidationError
+
+from switchboard import tokens
+from switchboard.config import env_int
+from switchboard.http import bearer_identity, json_error, json_response
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=256)
+
+
+def _token_body(identity: tokens.Identity) -> dict:
+    ttl = env_int("TOKEN_TTL_SECONDS")
+    return {"access": tokens.issue(identity, ttl), "token_type": "Bearer", "expires_in": ttl}
+
+
+def _identity(request) -> tokens.Identity | None:
+    bearer = bearer_identity(request)
+    if bearer:
+        return bearer
+    user = request.user
+    if user.is_authenticated:
+        return tokens.Identity(user.pk, user.username, user.is_staff)
+    return None
+
+
+@csrf_exempt  # a JSON API that takes no cookie-borne authority
+def token(request):
+    if request.method != "POST":
+        return json_error(405, "method_not_allowed", "use POST")
+    try:
+        creds = Credentials.model_validate_json(request.body or b"{}")
+    except ValidationError:
+        return json_error(400, "invalid_body", 'send JSON {"username": ..., "password": ...}')
+    user = authenticate(request, username=creds.username, password=creds.password)
+    if user is None or not user.is_active:
+        return json_error(401, "invalid_credentials", "wrong username or password")
+    return json_response(_token_body(tokens.Identity(user.pk, user.username, user.is_staff)))
+
+
+def session_token(request):
+    if not request.user.is_authenticated:
+        return json_error(401, "unauthorized", "log in first")
+    user = request.user
+    return json_response(_token_body(tokens.Identity(user.pk, user.username, user.is_staff)))
+
+
+def me(request):
+    identity = _identity(request)
+    if identity is None:
+        return json_error(401, "unauthorized", "no valid token or session")
+    return json_response(identity.as_dict())
+
+
+def check_staff(request):
+    identity = _identity(request)
+    if identity is None:
+        return json_error(401, "unauthorized", "log in as staff")
+    if not identity.is_staff:
+        return json_error(403, "forbidden", "staff only")
+    return json_response({"ok": True})

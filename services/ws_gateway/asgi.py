@@ -1,0 +1,24 @@
+"""ws-gateway's ASGI application: HTTP (auth API, web UI) and every WebSocket."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ws_gateway.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+
+from switchboard import metrics  # noqa: E402
+from switchboard.health import with_health  # noqa: E402
+from ws_gateway.consumer import GatewayConsumer  # noqa: E402
+
+metrics.serve()
+
+application = ProtocolTypeRouter(
+    {
+        "http": with_health(django_app),
+        "websocket": GatewayConsumer.as_asgi(),
+    }
+)

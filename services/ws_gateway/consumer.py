@@ -1,0 +1,273 @@
+"""The gateway consumer: one instance per WebSocket, for every /ws/ route.
+
+Lifecycle of a socket (docs in README "The path of a message"):
+
+1. connect: match the route (routes.toml), check Origin (refused before the
+   handshake), complete the handshake, authenticate (4401), check staff (4403), join the
+   route's group and presence, then ask the owning service's inbox with gw.connect.
+   Until the service answers gw.accept the socket is "connecting": client frames and
+   group frames wait in small bounded buffers; no answer within
+   CONNECT_TIMEOUT_SECONDS closes with 1013.
+2. open: each client frame is size-checked (1009), rate-limited (error rate_limited),
+   validated against the route's schema (error frame, socket stays open) and relayed
+   to the inbox shard of its key. Frames from services are forwarded as the same text.
+3. close: presence and groups are dropped and the service gets gw.disconnect.
+
+The consumer knows routes, not business: everything a route means is in its service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import ChannelFull, StopConsumer
+from channels.layers import get_channel_layer
+
+from switchboard import metrics, routes
+from switchboard.closecodes import REASONS, CloseCode
+from switchboard.config import env_float, env_int
+from switchboard.errors import ErrorCode
+from switchboard.presence import ALL, Member, route_topic
+from switchboard.protocol import FrameError, Ping, error_frame, frame, parse_client_frame
+from switchboard.ratelimit import LocalTokenBucket
+from ws_gateway import connections
+from ws_gateway.wsauth import origin_allowed, read_handshake
+
+log = logging.getLogger(__name__)
+
+# Frames a client may send before its service has accepted; more is a sign of a
+# client that does not wait for the first frames.
+PENDING_CLIENT_FRAMES = 64
+# Group frames held while connecting; a busy room fills this in well under the
+# connect timeout only if the service is far behind, and then 1013 is the right answer.
+PENDING_GROUP_FRAMES = 2000
+
+
+class GatewayConsumer(AsyncConsumer):
+    """Terminates one WebSocket and relays it to its owning service."""
+
+    state = "new"  # new -> connecting -> open -> closed
+
+    # ---------------------------------------------------------- websocket.* ----
+    async def websocket_connect(self, message):
+        """Called when the client starts the handshake."""
+        self.match = routes.load().match_websocket(self.scope["path"])
+        self.route_name = self.match.route.name if self.match else "unknown"
+        hs = await read_handshake(self.scope)
+        if not origin_allowed(hs.origin):
+            metrics.CONNECTS.labels(self.route_name, "bad_origin").inc()
+            await self.send({"type": "websocket.close"})  # before accept: HTTP 403
+            return
+        await self.send({"type": "websocket.accept", "subprotocol": hs.subprotocol})
+        self.state = "connecting"
+        if self.match is None:
+            return await self.close(CloseCode.NOT_FOUND, "unknown_route")
+        if hs.identity is None:
+            return await self.close(CloseCode.UNAUTHORIZED, "unauthorized")
+        route = self.match.route
+        if route.staff_only and not hs.identity.is_staff:
+            return await self.close(CloseCode.FORBIDDEN, "forbidden")
+
+        self.identity = hs.identity
+        self.params = {**self.match.params, **hs.params}
+        self.conn_bucket = LocalTokenBucket(env_float("RATE_CONN_PER_SECOND"), env_float("RATE_CONN_BURST"))
+        self.max_bytes = env_int("WS_MAX_MESSAGE_BYTES")
+        self.pending_client: list[dict] = []
+        self.pending_group: list[dict] = []
+        self.watermarks: dict[str, int] = {}
+        self.groups: set[str] = set()
+        self.told_service = False
+        self.member = Member(self.channel_name, self.identity.id, self.identity.username)
+        group = self.match.group(self.identity.id)
+        # Join before asking the service, so nothing broadcast between the service's
+        # snapshot (history) and our subscription is missed; see gw_accept.
+        if group:
+            await self.join(group)
+        self.topics = [ALL, route_topic(route.name)] + ([group] if group else [])
+        await connections.registry.add(self)
+        self.registered = True
+        metrics.CONNECTIONS.labels(self.route_name).inc()
+
+        if not route.inbox:  # served by ws-gateway itself (e.g. /ws/tasks/)
+            return await self.gw_accept({"type": "gw.accept", "frames": []})
+        self.inbox = self.match.inbox_channel(self.identity.id)
+        if not await self.to_service("gw.connect"):
+            return await self.close(CloseCode.TRY_AGAIN_LATER, "inbox_full")
+        self.told_service = True
+        loop = asyncio.get_running_loop()
+        self.connect_timer = loop.call_later(
+            env_float("CONNECT_TIMEOUT_SECONDS"), lambda: asyncio.ensure_future(self.connect_timed_out())
+        )
+
+    async def websocket_receive(self, message):
+        """Called for each frame from the client."""
+        if self.state not in ("connecting", "open") or getattr(self, "closing", False):
+            return
+        text, data = message.get("text"), message.get("bytes")
+        size = len(data) if data is not None else len(text or "")
+        # len(str) undercounts multi-byte characters; encode only when it could matter.
+        if text is not None and size * 4 > self.max_bytes:
+            size = len(text.encode())
+        if size > self.max_bytes:
+            return await self.close(CloseCode.MESSAGE_TOO_BIG, "too_large")
+        metrics.FRAMES.labels(self.route_name, "in").inc()
+
+        decision = self.conn_bucket.take()
+        scope = "connection"
+        if decision.allowed:
+            decision = await connections.registry.take_user_budget(self.identity.id)
+            scope = "user"
+        if not decision.allowed:
+            metrics.RATE_LIMITED.labels(scope).inc()
+            return await self.error(ErrorCode.RATE_LIMITED, f"too many frames ({scope} limit)", decision.retry_after)
+
+        command: dict = {"type": "gw.receive"}
+        if data is not None:
+            if not self.match.route.binary:
+                return await self.error(ErrorCode.BINARY_NOT_SUPPORTED, "this route takes JSON text frames")
+            command["bytes"] = data
+        else:
+            try:
+                parsed = parse_client_frame(self.route_name, text)
+            except FrameError as exc:
+                return await self.error(exc.code, exc.message)
+            if isinstance(parsed, Ping):
+                return await self.send_text(frame("pong"))
+            command["frame"] = parsed.model_dump(exclude_none=True)
+        if self.state == "connecting":
+            if len(self.pending_client) >= PENDING_CLIENT_FRAMES:
+                return await self.error(ErrorCode.BUSY, "wait for the first frames before sending", 1.0)
+            self.pending_client.append(command)
+            return
+        if not await self.to_service(command):
+            await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0)
+
+    async def websocket_disconnect(self, message):
+        """Called when the socket closed, from either end."""
+        self.state = "closed"
+        if getattr(self, "registered", False):
+            timer = getattr(self, "connect_timer", None)
+            if timer:
+                timer.cancel()
+            metrics.CONNECTIONS.labels(self.route_name).dec()
+            await connections.registry.remove(self)
+            for group in list(self.groups):
+                await self.channel_layer.group_discard(group, self.channel_name)
+            if self.told_service:
+                await self.to_service("gw.disconnect", code=message.get("code", 1000))
+        raise StopConsumer()
+
+    # ------------------------------------------------ gw.* from the services ----
+    async def gw_accept(self, message):
+        """The service accepted: send its first frames, then what waited."""
+        if self.state != "connecting":
+            return
+        timer = getattr(self, "connect_timer", None)
+        if timer:
+            timer.cancel()
+        self.state = "open"
+        metrics.CONNECTS.labels(self.route_name, "accepted").inc()
+        self.watermarks = dict(message.get("watermarks") or {})
+        for group in message.get("groups") or []:
+            await self.join(group)
+        for text in message.get("frames", []):
+            await self.send_text(text)
+        pending, self.pending_group = self.pending_group, []
+        for event in pending:
+            await self.gw_send(event)
+        commands, self.pending_client = self.pending_client, []
+        for command in commands:
+            if not await self.to_service(command):
+                await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0)
+
+    async def gw_reject(self, message):
+        await self.close(int(message.get("code", CloseCode.FORBIDDEN)), "rejected")
+
+    async def gw_close(self, message):
+        await self.close(int(message.get("code", CloseCode.NORMAL)), "closed_by_service")
+
+    async def gw_join(self, message):
+        await self.join(message["group"])
+
+    async def gw_leave(self, message):
+        group = message["group"]
+        if group in self.groups:
+            self.groups.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def gw_send(self, message):
+        """Forward a frame as is; filters are on fields the service set, not on content."""
+        if self.state == "connecting":
+            if len(self.pending_group) >= PENDING_GROUP_FRAMES:
+                return await self.close(CloseCode.TRY_AGAIN_LATER, "backlog")
+            self.pending_group.append(message)
+            return
+        if self.state != "open":
+            return
+        if message.get("exclude_conn") == self.channel_name:
+            return
+        if message.get("exclude_user") is not None and message["exclude_user"] == self.identity.id:
+            return
+        seq = message.get("seq")
+        if seq is not None and seq <= self.watermarks.get(message.get("group", ""), -1):
+            return  # already in the history the service sent on accept
+        if "text" in message:
+            await self.send_text(message["text"])
+        elif "bytes" in message:
+            metrics.FRAMES.labels(self.route_name, "out").inc()
+            await self.send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    async def dispatch(self, message):
+        """An unknown message type is counted and ignored, never a dead socket."""
+        handler = getattr(self, message.get("type", "").replace(".", "_"), None)
+        if handler is None or message["type"].startswith("_"):
+            metrics.UNKNOWN_MESSAGES.inc()
+            log.warning("gateway: ignoring channel message of type %r", str(message.get("type"))[:40])
+            return
+        await handler(message)
+
+    # ----------------------------------------------------------------- helpers ----
+    async def join(self, group: str) -> None:
+        if group not in self.groups:
+            self.groups.add(group)
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def to_service(self, command: dict | str, **extra) -> bool:
+        """Send a command to this connection's inbox shard; False when it is full."""
+        if isinstance(command, str):
+            command = {"type": command}
+        command.update(
+            conn=self.channel_name,
+            route=self.route_name,
+            user=self.identity.as_dict(),
+            params=self.params,
+            **extra,
+        )
+        try:
+            await get_channel_layer("inbox").send(self.inbox, command)
+            return True
+        except ChannelFull:
+            return False
+
+    async def connect_timed_out(self):
+        if self.state == "connecting":
+            metrics.CONNECTS.labels(self.route_name, "timeout").inc()
+            await self.close(CloseCode.TRY_AGAIN_LATER, "service_timeout")
+
+    async def send_text(self, text: str) -> None:
+        metrics.FRAMES.labels(self.route_name, "out").inc()
+        await self.send({"type": "websocket.send", "text": text})
+
+    async def error(self, code: str, message: str, retry_after: float | None = None) -> None:
+        metrics.FRAME_ERRORS.labels(self.route_name, str(code)).inc()
+        await self.send_text(error_frame(code, message, retry_after))
+
+    async def close(self, code: int, why: str) -> None:
+        self.closing = True
+        metrics.CLOSES.labels(self.route_name, str(int(code))).inc()
+        if self.state == "connecting" and why != "rejected":
+            metrics.CONNECTS.labels(self.route_name, why).inc()
+        reason = REASONS.get(code, "")
+        await self.send({"type": "websocket.close", "code": int(code), "reason": reason})

@@ -1,0 +1,39 @@
+"""The web UI's pages: login, the room list and a chat room. Plain templates and JS."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+
+def login_view(request):
+    error = ""
+    next_url = request.GET.get("next") or request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    if request.method == "POST":
+        user = authenticate(
+            request, username=request.POST.get("username", ""), password=request.POST.get("password", "")
+        )
+        if user is not None and user.is_active:
+            login(request, user)
+            return redirect(next_url)
+        error = "Wrong username or password."
+    return render(request, "ws_gateway/login.html", {"error": error, "next": next_url})
+
+
+def logout_view(request):
+    logout(request)
+    return redirect("/login/")
+
+
+@login_required
+def rooms(request):
+    return render(request, "ws_gateway/rooms.html", {})
+
+
+@login_required
+def chat(request, room: str):
+    return render(request, "ws_gateway/chat.html", {"room": room})

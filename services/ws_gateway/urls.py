@@ -1,0 +1,22 @@
+"""ws-gateway's HTTP routes: the auth API and the web UI pages."""
+
+from pathlib import Path
+
+from django.urls import path, re_path
+from django.views.static import serve
+
+from ws_gateway import api_auth, pages
+
+STATIC_ROOT = Path(__file__).parent / "static"
+
+urlpatterns = [
+    path("api/auth/token/", api_auth.token),
+    path("api/auth/session-token/", api_auth.session_token),
+    path("api/auth/me/", api_auth.me),
+    path("api/auth/check-staff/", api_auth.check_staff),
+    path("login/", pages.login_view, name="login"),
+    path("logout/", pages.logout_view),
+    path("", pages.rooms, name="rooms"),
+    path("chat/<slug:room>/", pages.chat),
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
+]

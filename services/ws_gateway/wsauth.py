@@ -1,0 +1,89 @@
+"""Who is opening a WebSocket, and from where: Origin check and authentication.
+
+A browser always sends Origin, so an Origin not on ALLOWED_ORIGINS is refused before
+the handshake completes. A client that sends no Origin is not a browser: it must bring
+a token, since a cookie alone proves nothing about who holds it. Tokens are accepted,
+in this order, from `Authorization: Bearer`, the subprotocol pair ["bearer", <token>]
+(what browsers can send), and the seed's `?token=` query parameter; the session cookie
+of the web UI comes last. The query string is never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qsl
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from switchboard import tokens
+from switchboard.config import env_list
+
+BEARER_SUBPROTOCOL = "bearer"
+MAX_PARAMS = 10
+MAX_PARAM_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Handshake:
+    origin: str | None
+    identity: tokens.Identity | None
+    subprotocol: str | None
+    params: dict[str, str]
+
+
+def headers_of(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def origin_allowed(origin: str | None) -> bool:
+    return origin is None or origin in env_list("ALLOWED_ORIGINS")
+
+
+def query_params(scope) -> dict[str, str]:
+    """Query parameters for the service: bounded, and never the token."""
+    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return {k[:MAX_PARAM_LENGTH]: v[:MAX_PARAM_LENGTH] for k, v in pairs[:MAX_PARAMS] if k != "token"}
+
+
+def _token_from(scope, headers: dict[str, str]) -> tuple[str | None, str | None]:
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip(), None
+    offered = scope.get("subprotocols") or []
+    if BEARER_SUBPROTOCOL in offered:
+        i = offered.index(BEARER_SUBPROTOCOL)
+        if i + 1 < len(offered):
+            return offered[i + 1], BEARER_SUBPROTOCOL
+    for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if k == "token":
+            return v, None
+    return None, None
+
+
+@database_sync_to_async
+def _session_identity(session_key: str) -> tokens.Identity | None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore(session_key=session_key)
+    user_id = store.get("_auth_user_id")
+    if not user_id:
+        return None
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    return tokens.Identity(user.pk, user.username, user.is_staff) if user else None
+
+
+async def read_handshake(scope) -> Handshake:
+    headers = headers_of(scope)
+    origin = headers.get("origin")
+    token, subprotocol = _token_from(scope, headers)
+    identity = tokens.verify(token) if token else None
+    if identity is None and token is None and origin is not None:
+        cookie = SimpleCookie()
+        cookie.load(headers.get("cookie", ""))
+        morsel = cookie.get(settings.SESSION_COOKIE_NAME)
+        if morsel and morsel.value:
+            identity = await _session_identity(morsel.value)
+    return Handshake(origin, identity, subprotocol, query_params(scope))
