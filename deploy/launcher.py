@@ -33,8 +33,7 @@ sys.path.insert(0, str(SERVICES_DIR))
 sys.path.insert(0, str(ROOT / "gateway"))
 
 from nginxconf import render as render_nginx  # noqa: E402
-
-from switchboard.config import env, env_int  # noqa: E402
+from switchboard.config import env_int  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -100,53 +99,100 @@ class Fleet:
             **self.env,
         }
         py = sys.executable
-        max_bytes = str(int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES"))))
+        # daphne's own cap is a backstop 4x above ours: frames between the two are
+        # closed by ws-gateway with a clean 1009; autobahn fails far larger ones
+        # without a close frame.
+        max_bytes = str(4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES"))))
         self.programs = []
         if self.redis_port:
-            self.programs.append(Program(
-                "redis", "redis",
-                [redis_server(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.run_dir)],
-                priority=1,
-            ))
+            self.programs.append(
+                Program(
+                    "redis",
+                    "redis",
+                    [
+                        redis_server(),
+                        "--port",
+                        str(self.redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(self.run_dir),
+                    ],
+                    priority=1,
+                )
+            )
         for svc in SERVICES:
             copies = self.gateway_processes if svc.name == "ws-gateway" else 1
             for i in range(copies):
                 port, metrics_port = free_port(), free_port()
                 name = f"{svc.name}-{i}" if svc.name == "ws-gateway" else f"{svc.name}-http"
-                self.programs.append(Program(
-                    name, svc.name,
-                    [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                     "--ping-interval", "20", "--ping-timeout", "30",
-                     "--websocket-max-message-size", max_bytes, "--proxy-headers", svc.asgi],
-                    env={"DJANGO_SETTINGS_MODULE": svc.settings, "METRICS_PORT": str(metrics_port),
-                         "SERVICE_NAME": name},
-                    http_port=port, metrics_port=metrics_port,
-                ))
+                self.programs.append(
+                    Program(
+                        name,
+                        svc.name,
+                        [
+                            py,
+                            "-m",
+                            "daphne",
+                            "-b",
+                            "127.0.0.1",
+                            "-p",
+                            str(port),
+                            "--ping-interval",
+                            "20",
+                            "--ping-timeout",
+                            "30",
+                            "--websocket-max-message-size",
+                            max_bytes,
+                            "--proxy-headers",
+                            svc.asgi,
+                        ],
+                        env={
+                            "DJANGO_SETTINGS_MODULE": svc.settings,
+                            "METRICS_PORT": str(metrics_port),
+                            "SERVICE_NAME": name,
+                        },
+                        http_port=port,
+                        metrics_port=metrics_port,
+                    )
+                )
             if svc.inbox:
                 metrics_port = free_port()
-                self.programs.append(Program(
-                    f"{svc.name}-inbox", svc.name,
-                    [py, "-m", "django", "inbox"],
-                    env={"DJANGO_SETTINGS_MODULE": svc.settings, "METRICS_PORT": str(metrics_port),
-                         "SERVICE_NAME": f"{svc.name}-inbox"},
-                    metrics_port=metrics_port,
-                ))
+                self.programs.append(
+                    Program(
+                        f"{svc.name}-inbox",
+                        svc.name,
+                        [py, "-m", "django", "inbox"],
+                        env={
+                            "DJANGO_SETTINGS_MODULE": svc.settings,
+                            "METRICS_PORT": str(metrics_port),
+                            "SERVICE_NAME": f"{svc.name}-inbox",
+                        },
+                        metrics_port=metrics_port,
+                    )
+                )
         upstreams: dict[str, list[str]] = {}
         for p in self.programs:
             if p.http_port:
                 upstreams.setdefault(p.service, []).append(f"127.0.0.1:{p.http_port}")
         nginx_conf = self.run_dir / "nginx.conf"
         nginx_conf.write_text(render_nginx(upstreams, f"127.0.0.1:{self.gateway_port}", self.run_dir))
-        self.programs.append(Program(
-            "nginx", "gateway",
-            [nginx_binary(), "-p", str(self.run_dir), "-c", str(nginx_conf), "-g", "daemon off;"],
-            priority=900,
-        ))
+        self.programs.append(
+            Program(
+                "nginx",
+                "gateway",
+                [nginx_binary(), "-p", str(self.run_dir), "-c", str(nginx_conf), "-g", "daemon off;"],
+                priority=900,
+            )
+        )
         self.write_supervisor_conf()
-        (self.run_dir / "ports.json").write_text(json.dumps(
-            {p.name: {"http": p.http_port, "metrics": p.metrics_port} for p in self.programs}, indent=2
-        ))
+        (self.run_dir / "ports.json").write_text(
+            json.dumps({p.name: {"http": p.http_port, "metrics": p.metrics_port} for p in self.programs}, indent=2)
+        )
 
     def write_supervisor_conf(self) -> None:
         run = self.run_dir
@@ -190,11 +236,17 @@ class Fleet:
         """Migrate and seed every service's database (idempotent)."""
         for svc in SERVICES:
             env = {**os.environ, **self.base_env, "DJANGO_SETTINGS_MODULE": svc.settings}
-            subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
-                           env=env, cwd=ROOT, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
+            )
             if svc.seed:
-                subprocess.run([sys.executable, "-m", "django", "seed_demo"], env=env, cwd=ROOT, check=True,
-                               stdout=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, "-m", "django", "seed_demo"],
+                    env=env,
+                    cwd=ROOT,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
 
     def start(self, wait: float = 60) -> None:
         """Start supervisord in the background and wait until everything answers."""
@@ -202,7 +254,9 @@ class Fleet:
         (self.run_dir / "supervisor.sock").unlink(missing_ok=True)  # left by a killed run
         self.supervisord = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.run_dir / "supervisord.conf")],
-            cwd=ROOT, start_new_session=not self.console,
+            cwd=ROOT,
+            start_new_session=not self.console,
+            stdout=None if self.console else subprocess.DEVNULL,
         )
         deadline = time.time() + wait
         while not (self.run_dir / "supervisor.sock").exists():
@@ -252,7 +306,9 @@ class Fleet:
     def ctl(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.run_dir / "supervisord.conf"), *args],
-            capture_output=True, text=True, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         return result.stdout
 

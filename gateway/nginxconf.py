@@ -32,8 +32,13 @@ def upstream_name(service: str) -> str:
     return "up_" + service.replace("-", "_")
 
 
-def render(upstreams: dict[str, list[str]], listen: str, prefix: Path, table: RouteTable | None = None,
-           worker_connections: int = 16384) -> str:
+def render(
+    upstreams: dict[str, list[str]],
+    listen: str,
+    prefix: Path,
+    table: RouteTable | None = None,
+    worker_connections: int = 16384,
+) -> str:
     table = table or load()
     blocks = []
     for service in sorted(upstreams):

@@ -25,8 +25,12 @@ def post_message(room_id: int, author: Identity, text: str, client_id: str | Non
             ChatRoom.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1)
             seq = ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room_id)
             message = Message.objects.create(
-                room_id=room_id, seq=seq, user_id=author.id, username=author.username,
-                content=text, client_id=client_id,
+                room_id=room_id,
+                seq=seq,
+                user_id=author.id,
+                username=author.username,
+                content=text,
+                client_id=client_id,
             )
         return message, True
     except IntegrityError:

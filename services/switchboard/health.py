@@ -23,8 +23,7 @@ def with_health(app):
                 except Exception:
                     ok = False
             status, body = (200, b"ok\n") if ok else (503, b"redis unreachable\n")
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": body})
             return
         await app(scope, receive, send)

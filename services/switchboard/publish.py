@@ -50,8 +50,9 @@ async def send_to_group(
     await _layer().group_send(group, message)
 
 
-async def accept(conn: str, frames: list[str], watermarks: dict[str, int] | None = None,
-                 groups: list[str] | None = None) -> None:
+async def accept(
+    conn: str, frames: list[str], watermarks: dict[str, int] | None = None, groups: list[str] | None = None
+) -> None:
     message: GwAccept = {"type": "gw.accept", "frames": frames}
     if watermarks:
         message["watermarks"] = watermarks

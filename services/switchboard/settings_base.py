@@ -35,25 +35,30 @@ TEMPLATES: list = []
 
 REDIS_URL = env("REDIS_URL")
 
-CHANNEL_LAYERS = {
-    # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
-    # by every gateway process that has a member (ARCHITECTURE.md, "two channel layers").
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "sb"},
-    },
-    # Service inboxes: named channels load-balanced over workers, with capacity and
-    # expiry, so a full or absent service is a clear "busy" rather than a hang.
-    "inbox": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [REDIS_URL],
-            "prefix": "sb-inbox",
-            "capacity": env_int("INBOX_CAPACITY"),
-            "expiry": env_int("INBOX_EXPIRY_SECONDS"),
+
+def channel_layers(redis_url: str) -> dict:
+    return {
+        # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
+        # by every gateway process that has a member (ARCHITECTURE.md, "two channel layers").
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": "sb"},
         },
-    },
-}
+        # Service inboxes: named channels load-balanced over workers, with capacity and
+        # expiry, so a full or absent service is a clear "busy" rather than a hang.
+        "inbox": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [redis_url],
+                "prefix": "sb-inbox",
+                "capacity": env_int("INBOX_CAPACITY"),
+                "expiry": env_int("INBOX_EXPIRY_SECONDS"),
+            },
+        },
+    }
+
+
+CHANNEL_LAYERS = channel_layers(REDIS_URL)
 
 LOGGING = {
     "version": 1,

@@ -4,11 +4,13 @@ POST /api/auth/token/ {"username", "password"} -> 200 {"access", "expires_in"} |
 GET  /api/auth/session-token/  a token for the logged-in web UI (session cookie)
 GET  /api/auth/me/             who the bearer or session is
 GET  /api/auth/check-staff/    200 staff, 401 anonymous, 403 other (nginx auth_request)
+GET  /api/auth/users/?username=<name>   staff: that user's id (404 if none)
+GET  /api/auth/stats/          staff: {"total_users": n}
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, Field, ValidationError
 
@@ -72,3 +74,21 @@ def check_staff(request):
     if not identity.is_staff:
         return json_error(403, "forbidden", "staff only")
     return json_response({"ok": True})
+
+
+def users(request):
+    identity = _identity(request)
+    if identity is None or not identity.is_staff:
+        return json_error(401 if identity is None else 403, "forbidden", "staff only")
+    username = request.GET.get("username", "")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        return json_error(404, "not_found", f"no user {username[:150]!r}")
+    return json_response({"id": user.pk, "username": user.username, "is_staff": user.is_staff})
+
+
+def stats(request):
+    identity = _identity(request)
+    if identity is None or not identity.is_staff:
+        return json_error(401 if identity is None else 403, "forbidden", "staff only")
+    return json_response({"total_users": get_user_model().objects.filter(is_active=True).count()})

@@ -1,7 +1,7 @@
 """ws-gateway settings: users, sessions and the web UI on top of the shared base."""
 
-from switchboard.settings_base import *  # noqa: F403
 from switchboard.config import env_list
+from switchboard.settings_base import *  # noqa: F403
 from switchboard.settings_base import INSTALLED_APPS, MIDDLEWARE, database_for
 
 SERVICE = "ws-gateway"

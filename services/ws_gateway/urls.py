@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/auth/session-token/", api_auth.session_token),
     path("api/auth/me/", api_auth.me),
     path("api/auth/check-staff/", api_auth.check_staff),
+    path("api/auth/users/", api_auth.users),
+    path("api/auth/stats/", api_auth.stats),
     path("login/", pages.login_view, name="login"),
     path("logout/", pages.logout_view),
     path("", pages.rooms, name="rooms"),

@@ -5,6 +5,7 @@ from django.core.management import BaseCommand
 
 from switchboard.config import env
 
+
 class Command(BaseCommand):
     help = "Create the demo users (idempotent)."
 

@@ -1,0 +1,27 @@
+"""`send_user_notification`: how any service notifies a user (the seed's helper).
+
+It sends a `notify.create` command to the notification service's inbox shard of that
+user; the notification service stores it, then pushes it to every open tab. Services
+never write the notification database. Works from async code (`await
+send_user_notification_async(...)`) and sync code (views, Celery tasks).
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from switchboard.routes import shard_channel
+
+INBOX = "notification"
+
+
+async def send_user_notification_async(user_id: int, title: str, message: str, url: str = "") -> None:
+    await get_channel_layer("inbox").send(
+        shard_channel(INBOX, str(user_id)),
+        {"type": "notify.create", "user_id": int(user_id), "title": title, "message": message, "url": url or ""},
+    )
+
+
+def send_user_notification(user_id: int, title: str, message: str, url: str = "") -> None:
+    async_to_sync(send_user_notification_async)(user_id, title, message, url)
