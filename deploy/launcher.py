@@ -51,6 +51,7 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
     Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
+    Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
 )
 
 

@@ -68,6 +68,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TYPING_THROTTLE_SECONDS", "2", "Minimum gap between two typing notices from one user in one room."),
     Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection."),
     Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=."),
+    Setting(
+        "COLLAB_COMPACT_UPDATES",
+        "200",
+        "Updates a collab document's log holds before the worker folds them into its snapshot.",
+    ),
+    Setting(
+        "COLLAB_LIVE_DOCS",
+        "500",
+        "Documents a collab worker keeps in memory; idle ones beyond this are dropped (reloaded on use).",
+    ),
+    Setting(
+        "COLLAB_MAX_DOC_BYTES", "2000000", "Largest collab document (its encoded state); bigger updates are refused."
+    ),
     Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none)."),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),

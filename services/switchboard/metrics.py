@@ -52,6 +52,18 @@ INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "Whe
 # ---------------------------------------------------------------------- chat ----
 CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])
 
+# -------------------------------------------------------------------- collab ----
+COLLAB_UPDATES = Counter(
+    "switchboard_collab_updates_total",
+    "Document updates by source (yjs, json) and outcome (stored, empty, refused, invalid).",
+    ["source", "outcome"],
+)
+COLLAB_PERSIST_SECONDS = Histogram(
+    "switchboard_collab_persist_seconds", "Time to store one document update.", buckets=LATENCY_BUCKETS
+)
+COLLAB_COMPACTIONS = Counter("switchboard_collab_compactions_total", "Update logs folded into a snapshot.")
+COLLAB_LIVE_DOCS = Gauge("switchboard_collab_live_documents", "Documents held in memory by this worker.")
+
 
 _server_started = False
 

@@ -49,6 +49,7 @@ class GatewayConsumer(AsyncConsumer):
     """Terminates one WebSocket and relays it to its owning service."""
 
     state = "new"  # new -> connecting -> open -> closed
+    group_kinds: frozenset[str] = frozenset(("text", "bytes"))  # set by gw.accept's `kinds`
 
     # ---------------------------------------------------------- websocket.* ----
     async def websocket_connect(self, message):
@@ -170,10 +171,14 @@ class GatewayConsumer(AsyncConsumer):
         self.state = "open"
         metrics.CONNECTS.labels(self.route_name, "accepted").inc()
         self.watermarks = dict(message.get("watermarks") or {})
+        self.group_kinds = frozenset(message.get("kinds") or ("text", "bytes"))
         for group in message.get("groups") or []:
             await self.join(group)
-        for text in message.get("frames", []):
-            await self.send_text(text)
+        for first in message.get("frames", []):
+            if isinstance(first, bytes):
+                await self.send_bytes(first)
+            else:
+                await self.send_text(first)
         pending, self.pending_group = self.pending_group, []
         for event in pending:
             await self.gw_send(event)
@@ -213,11 +218,13 @@ class GatewayConsumer(AsyncConsumer):
         seq = message.get("seq")
         if seq is not None and seq <= self.watermarks.get(message.get("group", ""), -1):
             return  # already in the history the service sent on accept
-        if "text" in message:
+        kind = "text" if "text" in message else "bytes"
+        if "group" in message and kind not in self.group_kinds:
+            return  # a group that carries two protocols (collab): not this socket's
+        if kind == "text":
             await self.send_text(message["text"])
         elif "bytes" in message:
-            metrics.FRAMES.labels(self.route_name, "out").inc()
-            await self.send({"type": "websocket.send", "bytes": message["bytes"]})
+            await self.send_bytes(message["bytes"])
 
     async def dispatch(self, message):
         """An unknown message type is counted and ignored, never a dead socket."""
@@ -259,6 +266,10 @@ class GatewayConsumer(AsyncConsumer):
     async def send_text(self, text: str) -> None:
         metrics.FRAMES.labels(self.route_name, "out").inc()
         await self.send({"type": "websocket.send", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        metrics.FRAMES.labels(self.route_name, "out").inc()
+        await self.send({"type": "websocket.send", "bytes": data})
 
     async def error(self, code: str, message: str, retry_after: float | None = None) -> None:
         metrics.FRAME_ERRORS.labels(self.route_name, str(code)).inc()
