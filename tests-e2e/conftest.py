@@ -20,6 +20,8 @@ E2E_ENV = {
     "CONNECT_TIMEOUT_SECONDS": "3",
     "PRESENCE_TTL_SECONDS": "6",
     "PRESENCE_HEARTBEAT_SECONDS": "2",
+    # collab: small enough that the suite's edits cross it several times.
+    "COLLAB_COMPACT_UPDATES": "20",
 }
 
 

@@ -79,6 +79,8 @@ class Live:
         self.conns: set[str] = set()
         self.awareness: dict[int, ydoc.AwarenessEntry] = {}
         self.awareness_conn: dict[int, str] = {}  # client id -> the socket that sent it
+        # Clocks of the states this server removed when their socket closed (see awareness()).
+        self.awareness_removed: dict[int, int] = {}
         self._updates: list[bytes] = []
         self._deltas: list[list[dict]] = []
         # Kept: pycrdt unsubscribes an observer whose subscription is collected.
@@ -188,7 +190,14 @@ class CollabInbox(InboxConsumer):
         else:
             first = [ydoc.sync_step1(live.doc)]
             if live.awareness:
-                first.append(ydoc.awareness_message(list(live.awareness.values())))
+                # One tick above the known clocks: a client coming back after a
+                # disconnect dropped these states locally without raising their clocks
+                # (y-protocols), and would ignore them at the clocks it already saw.
+                first.append(
+                    ydoc.awareness_message(
+                        [ydoc.AwarenessEntry(e.client_id, e.clock + 1, e.state) for e in live.awareness.values()]
+                    )
+                )
             await publish.accept(conn, first, kinds=["bytes"])
         if not await presence().is_present(group, user.id, except_conn=conn):
             await publish.send_to_group(group, frame("user_joined", user=user.username), exclude_conn=conn)
@@ -210,6 +219,10 @@ class CollabInbox(InboxConsumer):
                     for cid in gone
                     if cid in live.awareness
                 ]
+                for entry in left:
+                    live.awareness_removed[entry.client_id] = entry.clock
+                if len(live.awareness_removed) > 10_000:
+                    live.awareness_removed.clear()
                 for cid in gone:
                     live.awareness.pop(cid, None)
                     live.awareness_conn.pop(cid, None)
@@ -277,18 +290,43 @@ class CollabInbox(InboxConsumer):
             raise ydoc.ProtocolError(str(exc)) from None
 
     async def awareness(self, cmd, live: Live, payload: bytes, raw: bytes):
-        for entry in ydoc.read_awareness(payload):
+        entries = ydoc.read_awareness(payload)
+        rewritten = False
+        news = False
+        for n, entry in enumerate(entries):
+            removed = live.awareness_removed.get(entry.client_id) if entry.state != "null" else None
+            if removed is not None:
+                del live.awareness_removed[entry.client_id]
+            if removed is not None and entry.clock <= removed:
+                # A client back after a reconnect resends its state with the clock it
+                # had, which is below the removal we broadcast when its socket closed:
+                # others would ignore it (y-protocols keeps the higher clock) and its
+                # cursor would stay hidden until its next renewals. Lift the clock above
+                # the removal; the client adopts it for its own state too.
+                entry = entries[n] = ydoc.AwarenessEntry(entry.client_id, removed + 1, entry.state)
+                rewritten = True
             known = live.awareness.get(entry.client_id)
-            if known is not None and known.clock > entry.clock:
-                continue  # an older state arriving late
+            if known is not None and (
+                entry.clock < known.clock or (entry.clock == known.clock and entry.state != "null")
+            ):
+                continue  # old news: y-websocket clients echo every change they apply
+            news = True
             if entry.state == "null":
+                # y-websocket's disconnect() says goodbye itself; remember the clock
+                # so its return can be lifted above it (see above).
+                live.awareness_removed[entry.client_id] = entry.clock
                 live.awareness.pop(entry.client_id, None)
                 live.awareness_conn.pop(entry.client_id, None)
             else:
+                if known is None:
+                    # The socket that introduced a client id owns it (y-websocket's
+                    # server does the same); echoes from others do not move it.
+                    live.awareness_conn[entry.client_id] = cmd["conn"]
                 live.awareness[entry.client_id] = entry
-                live.awareness_conn[entry.client_id] = cmd["conn"]
+        if not news:
+            return  # echoes only: relaying them would cost every socket a frame per socket
         # To the sender too: y-websocket counts its own echo as a sign of life.
-        await publish.send_to_group(doc_group(live.doc_id), data=raw)
+        await publish.send_to_group(doc_group(live.doc_id), data=ydoc.awareness_message(entries) if rewritten else raw)
 
     # ------------------------------------------------------------- JSON (seed) ----
     async def frame_edit(self, cmd, data):

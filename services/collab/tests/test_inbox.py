@@ -220,3 +220,37 @@ async def test_a_malformed_message_closes_the_socket_and_changes_nothing():
     await alice.send(b"\x00\x02\x05\x01\x02")
     assert (await alice.next()) == {"type": "gw.close", "code": 4400}
     assert await database_sync_to_async(store.text_of)(doc_id) == ("ok", 0)
+
+
+async def test_cursors_leave_with_their_socket_and_come_back_after_a_reconnect():
+    doc_id = await database_sync_to_async(new_doc)()
+    worker = inbox.CollabInbox()
+    alice, bob = Socket(worker, doc_id, ALICE), Socket(worker, doc_id, BOB)
+    await alice.open()
+    await bob.open()
+
+    def states(messages):
+        return [
+            (e.client_id, e.clock, e.state)
+            for m in messages
+            if "bytes" in m and m["bytes"][0] == ydoc.MSG_AWARENESS
+            for e in ydoc.read_awareness(ydoc.parse(m["bytes"]).payload)
+        ]
+
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 1, '{"user":{"name":"alice"}}')]))
+    assert states(await bob.quiet()) == [(55, 1, '{"user":{"name":"alice"}}')]
+    await worker.dispatch(alice.cmd("gw.disconnect", code=1000))
+    assert states(await bob.quiet()) == [(55, 2, "null")]
+    # Back with the clock it had: lifted above the removal, or Yjs clients ignore it.
+    again = Socket(worker, doc_id, ALICE)
+    await again.open()
+    await again.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 1, '{"user":{"name":"alice"}}')]))
+    assert states(await bob.quiet()) == [(55, 3, '{"user":{"name":"alice"}}')]
+    # y-websocket's disconnect() says goodbye itself, at its own clock; same story.
+    await again.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 3, "null")]))
+    assert states(await bob.quiet()) == [(55, 3, "null")]
+    await again.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 3, '{"user":{"name":"alice"}}')]))
+    assert states(await bob.quiet()) == [(55, 4, '{"user":{"name":"alice"}}')]
+    # Echoes of what everyone already has are not relayed again.
+    await bob.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 4, '{"user":{"name":"alice"}}')]))
+    assert states(await bob.quiet()) == []

@@ -1,0 +1,166 @@
+"""Collaborative editing end to end, through nginx: pycrdt clients on the Yjs protocol
+and a client on the seed's JSON protocol edit one document concurrently (some while
+offline) and converge with the server; access rules; a restart of the collab worker
+during editing; the update log stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+from collabclients import JsonClient, YClient
+from collabhelpers import auth, converged, new_document, server_document, ws_url
+from wsclient import Client
+
+
+async def random_edits(client, rng: random.Random, count: int, tag: str, pause: float = 0.15):
+    for i in range(count):
+        size = len(client.value)
+        if size > 5 and rng.random() < 0.35:
+            client.delete(rng.randrange(size), rng.randint(1, 3))
+        else:
+            client.insert(rng.randint(0, size), f"{tag}{i};")
+        await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+
+
+async def json_edits(client: JsonClient, rng: random.Random, count: int, pause: float = 0.15):
+    for i in range(count):
+        size = len(client.value)
+        if size > 5 and rng.random() < 0.35:
+            await client.edit("delete", rng.randrange(size), length=rng.randint(1, 3))
+        else:
+            await client.edit("insert", rng.randint(0, size), f"J{i};")
+        await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+
+
+async def test_pycrdt_and_json_clients_converge_with_offline_edits(fleet, tokens):
+    doc_id = new_document(fleet, tokens, "start\n", {"bob": "edit"})
+    url = ws_url(fleet, doc_id)
+    rng = random.Random(4)
+    a = await YClient(url, tokens["alice"], "a").connect()
+    b = await YClient(url, tokens["bob"], "b").connect()
+    c = await YClient(url, tokens["alice"], "c").connect()
+    j = await JsonClient(url, tokens["bob"]).connect()
+    for y in (a, b, c):
+        await y.wait_synced()
+    assert a.value == b.value == c.value == j.value == "start\n"
+
+    # Round 1: everyone at once.
+    await asyncio.gather(
+        random_edits(a, rng, 15, "a"),
+        random_edits(b, rng, 15, "b"),
+        random_edits(c, rng, 15, "c"),
+        json_edits(j, rng, 15),
+    )
+    # Round 2: c edits offline while the others go on; then c comes back.
+    await c.disconnect()
+    await asyncio.gather(
+        random_edits(a, rng, 10, "A"), random_edits(c, rng, 10, "C", pause=0.05), json_edits(j, rng, 10)
+    )
+    c.insert(len(c.value), "<offline-mark>")  # nobody edits after this: it must survive
+    await c.connect()
+    await c.wait_synced()
+    text = await converged(fleet, tokens, doc_id, lambda: [a.value, b.value, c.value, j.value])
+    assert "<offline-mark>" in text and len(text) > 40
+    for client in (a, b, c):
+        assert client.closed_code is None and client.denied == []
+        await client.disconnect()
+    await j.close()
+
+
+async def test_read_only_user_changes_nothing_and_an_outsider_is_refused(fleet, tokens):
+    doc_id = new_document(fleet, tokens, "read me", {"bob": "read"})
+    url = ws_url(fleet, doc_id)
+    reader = await YClient(url, tokens["bob"], "reader").connect()
+    await reader.wait_synced()
+    assert reader.value == "read me"
+    reader.insert(0, "vandal ")
+    await asyncio.sleep(1)
+    assert reader.denied, "the read-only user was told their change was refused"
+    assert server_document(fleet, tokens, doc_id)["content"] == "read me"
+
+    json_reader = await JsonClient(url, tokens["bob"]).connect()
+    await json_reader.edit("insert", 0, "x")
+    for _ in range(50):
+        if any(f["type"] == "error" for f in json_reader.frames):
+            break
+        await asyncio.sleep(0.1)
+    error = next(f for f in json_reader.frames if f["type"] == "error")
+    assert error["code"] == "read_only"
+    assert server_document(fleet, tokens, doc_id)["content"] == "read me"
+
+    outsider = await Client.connect(url, tokens["admin"])
+    assert await outsider.closed_with() == 4403
+    res = httpx.get(f"{fleet.url}/api/collab/documents/{doc_id}/", headers=auth(tokens["admin"]))
+    assert res.status_code == 403
+    missing = await Client.connect(ws_url(fleet, 99999999), tokens["alice"])
+    assert await missing.closed_with() == 4404
+    await reader.disconnect()
+    await json_reader.close()
+
+
+async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet, tokens):
+    doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
+    url = ws_url(fleet, doc_id)
+    writer = await YClient(url, tokens["alice"], "w").connect()
+    watcher = await YClient(url, tokens["bob"], "watch").connect()
+    json_writer = await JsonClient(url, tokens["bob"]).connect()
+    await writer.wait_synced()
+
+    async def type_lines():
+        for i in range(40):
+            writer.insert(len(writer.value), f"line {i}\n")
+            await json_writer.edit("insert", 0, f"j{i} ", cid=f"j{i}")
+            await asyncio.sleep(0.1)
+
+    typing = asyncio.create_task(type_lines())
+    await asyncio.sleep(1.0)
+    await asyncio.to_thread(fleet.restart, "collab-inbox")
+    await typing
+    text = await converged(fleet, tokens, doc_id, lambda: [writer.value, watcher.value], timeout=60)
+    # Every Yjs line is there, each once.
+    for i in range(40):
+        assert text.count(f"line {i}\n") == 1
+    # Every acknowledged JSON edit is there.
+    for cid in json_writer.acks:
+        assert f"{cid} " in text
+    assert len(json_writer.acks) >= 30
+    for client in (writer, watcher):
+        await client.disconnect()
+    await json_writer.close()
+
+
+async def test_update_log_is_compacted(fleet, tokens):
+    doc_id = new_document(fleet, tokens)
+    client = await YClient(ws_url(fleet, doc_id), tokens["alice"], "w").connect()
+    await client.wait_synced()
+    for i in range(50):
+        client.insert(len(client.value), f"{i},")
+        await asyncio.sleep(0.12)
+    text = await converged(fleet, tokens, doc_id, lambda: [client.value])
+    assert text == "".join(f"{i}," for i in range(50))
+    body = server_document(fleet, tokens, doc_id)
+    assert body["seq"] == 50
+    assert body["log_length"] < 20  # COLLAB_COMPACT_UPDATES in the e2e fleet
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("protocol", ["json"])
+async def test_json_client_gets_document_content_and_presence_notices(fleet, tokens, protocol):
+    doc_id = new_document(fleet, tokens, "hi", {"bob": "edit"})
+    alice = await Client.connect(ws_url(fleet, doc_id) + "?protocol=json", tokens["alice"])
+    first = await alice.next_of("document_content")
+    assert (first["content"], first["seq"], first["role"]) == ("hi", 0, "owner")
+    bob = await Client.connect(ws_url(fleet, doc_id) + "?protocol=json", tokens["bob"])
+    await bob.next_of("document_content")
+    await alice.next_of("user_joined", user="bob")
+    await bob.send({"type": "cursor_move", "position": 1})
+    assert (await alice.next_of("cursor"))["position"] == 1
+    await bob.send({"type": "edit", "action": "insert", "position": 2, "text": "!"})
+    got = await alice.next_of("edit")
+    assert (got["user"], got["position"], got["text"], got["action"]) == ("bob", 2, "!", "insert")
+    await bob.close()
+    await alice.next_of("user_left", user="bob")
+    await alice.close()
