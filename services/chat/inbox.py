@@ -107,6 +107,10 @@ class ChatInbox(InboxConsumer):
         )
         group = room_group(slug)
         user = self.identity(cmd)
+        if not await presence().has_conn(group, conn):
+            # The socket closed while this command waited (e.g. the worker was down
+            # past the gateway's connect timeout): nobody to accept, nothing to announce.
+            return
         online = await presence().users(group)
         self.announced[slug] = set(online)
         history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
@@ -123,6 +127,8 @@ class ChatInbox(InboxConsumer):
         # of the same user keeps them in the room.
         if await presence().is_present(group, user.id):
             return
+        if slug in self.announced and user.username not in self.announced[slug]:
+            return  # never announced (its connect was refused or timed out)
         if await self.room_id(slug) is None:
             return
         online = await presence().users(group)
