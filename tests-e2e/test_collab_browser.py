@@ -5,16 +5,9 @@ cursor with their name, and the server holds that text too."""
 from __future__ import annotations
 
 import pytest
+from browser import CHROMIUM_ARGS, chromium_path
 from collabhelpers import new_document, server_document
 from playwright.async_api import async_playwright, expect
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 async def login(browser, fleet, username: str, path: str):
@@ -35,7 +28,7 @@ async def test_two_browsers_type_into_one_document_and_see_each_others_cursor(fl
     doc_id = new_document(fleet, tokens, "Hello\n", {"bob": "edit"})
     path = f"/collab/{doc_id}/"
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             alice = await login(browser, fleet, "alice", path)
             bob = await login(browser, fleet, "bob", path)
@@ -69,7 +62,7 @@ async def test_two_browsers_type_into_one_document_and_see_each_others_cursor(fl
 async def test_read_only_user_gets_a_read_only_editor(fleet, tokens):
     doc_id = new_document(fleet, tokens, "look, do not touch", {"bob": "read"})
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             bob = await login(browser, fleet, "bob", f"/collab/{doc_id}/")
             await expect(bob.locator("#doc-role")).to_have_text("read only")

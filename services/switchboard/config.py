@@ -78,9 +78,6 @@ SETTINGS: tuple[Setting, ...] = (
         "500",
         "Documents a collab worker keeps in memory; idle ones beyond this are dropped (reloaded on use).",
     ),
-    Setting(
-        "COLLAB_MAX_DOC_BYTES", "2000000", "Largest collab document (its encoded state); bigger updates are refused."
-    ),
     Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none)."),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),

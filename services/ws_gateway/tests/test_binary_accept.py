@@ -17,15 +17,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from switchboard import routes, tokens
-from ws_gateway import connections
 
-pytestmark = pytest.mark.usefixtures("channel_layers")
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch):
-    # The registry's Redis client and heartbeat belong to one event loop: one per test.
-    monkeypatch.setattr(connections, "registry", connections.Registry())
+pytestmark = pytest.mark.usefixtures("channel_layers")  # a fresh registry: conftest.py
 
 
 async def open_socket(path: str) -> tuple[WebsocketCommunicator, dict]:
