@@ -33,6 +33,7 @@ class YClient:
         self._sub = self.doc.observe(self._on_change)
         self.reader: asyncio.Task | None = None
         self.closed_code: int | None = None
+        self.text_frames: list[str] = []
 
     def _on_change(self, event) -> None:
         if self._remote or self.ws is None or not self.synced.is_set():
@@ -57,7 +58,9 @@ class YClient:
         try:
             async for raw in ws:
                 if isinstance(raw, str):
-                    raise AssertionError(f"a Yjs socket was sent a text frame: {raw[:200]}")
+                    # y-websocket would throw on it (it reads every frame as binary).
+                    self.text_frames.append(raw)
+                    continue
                 message = ydoc.parse(raw)
                 if message.kind == ydoc.MSG_SYNC and message.step == ydoc.SYNC_STEP1:
                     await ws.send(ydoc.sync_step2(self.doc, message.payload))

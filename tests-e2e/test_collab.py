@@ -65,7 +65,7 @@ async def test_pycrdt_and_json_clients_converge_with_offline_edits(fleet, tokens
     text = await converged(fleet, tokens, doc_id, lambda: [a.value, b.value, c.value, j.value])
     assert "<offline-mark>" in text and len(text) > 40
     for client in (a, b, c):
-        assert client.closed_code is None and client.denied == []
+        assert client.closed_code is None and client.denied == [] and client.text_frames == []
         await client.disconnect()
     await j.close()
 
@@ -164,3 +164,25 @@ async def test_json_client_gets_document_content_and_presence_notices(fleet, tok
     await bob.close()
     await alice.next_of("user_left", user="bob")
     await alice.close()
+
+
+async def test_a_fast_typist_loses_nothing_to_rate_limits(fleet, tokens):
+    """One keystroke is two frames (the update and the caret's awareness). A Yjs socket
+    cannot read a text error frame, so the gateway never sends it one: a burst above
+    the limits ends in a close that the client answers with a reconnect and a sync,
+    which delivers everything."""
+    doc_id = new_document(fleet, tokens)
+    url = ws_url(fleet, doc_id)
+    typist = await YClient(url, tokens["alice"], "fast").connect()
+    await typist.wait_synced()
+    for i in range(120):
+        typist.insert(len(typist.value), "x")
+        typist.set_awareness({"cursor": i}, clock=i + 1)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(1)
+    if typist.ws is None:  # closed by the gateway: what y-websocket does next
+        await typist.connect()
+        await typist.wait_synced()
+    assert await converged(fleet, tokens, doc_id, lambda: [typist.value]) == "x" * 120
+    assert typist.text_frames == []
+    await typist.disconnect()

@@ -8,7 +8,8 @@ Lifecycle of a socket (docs in README "The path of a message"):
    Until the service answers gw.accept the socket is "connecting": client frames and
    group frames wait in small bounded buffers; no answer within
    CONNECT_TIMEOUT_SECONDS closes with 1013.
-2. open: each client frame is size-checked (1009), rate-limited (error rate_limited),
+2. open: each client frame is size-checked (1009), rate-limited (error rate_limited;
+   a binary-only socket, which cannot read error frames, is closed with 1013),
    validated against the route's schema (error frame, socket stays open) and relayed
    to the inbox shard of its key. Frames from services are forwarded as the same text.
 3. close: presence and groups are dropped and the service gets gw.disconnect.
@@ -43,6 +44,8 @@ PENDING_CLIENT_FRAMES = 64
 # Group frames held while connecting; a busy room fills this in well under the
 # connect timeout only if the service is far behind, and then 1013 is the right answer.
 PENDING_GROUP_FRAMES = 2000
+# gw.accept `kinds` of a socket that takes binary frames only (collab's Yjs clients).
+BINARY_ONLY = frozenset(("bytes",))
 
 
 class GatewayConsumer(AsyncConsumer):
@@ -73,7 +76,10 @@ class GatewayConsumer(AsyncConsumer):
 
         self.identity = hs.identity
         self.params = {**self.match.params, **hs.params}
-        self.conn_bucket = LocalTokenBucket(env_float("RATE_CONN_PER_SECOND"), env_float("RATE_CONN_BURST"))
+        # A route may allow more (collab: a keystroke is an update and a caret move).
+        self.conn_bucket = LocalTokenBucket(
+            route.rate_per_second or env_float("RATE_CONN_PER_SECOND"), route.rate_burst or env_float("RATE_CONN_BURST")
+        )
         self.max_bytes = env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []
         self.pending_group: list[dict] = []
@@ -273,6 +279,11 @@ class GatewayConsumer(AsyncConsumer):
 
     async def error(self, code: str, message: str, retry_after: float | None = None) -> None:
         metrics.FRAME_ERRORS.labels(self.route_name, str(code)).inc()
+        if self.group_kinds == BINARY_ONLY:
+            # A binary-only socket (a Yjs client) reads every frame as a protocol
+            # message and would choke on an error frame. Close instead: its reconnect
+            # and sync deliver whatever was refused here (rate limit, busy inbox).
+            return await self.close(CloseCode.TRY_AGAIN_LATER, str(code))
         await self.send_text(error_frame(code, message, retry_after))
 
     async def close(self, code: int, why: str) -> None:

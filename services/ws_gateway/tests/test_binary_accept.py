@@ -59,3 +59,13 @@ async def test_kinds_filters_group_frames_but_not_frames_to_the_socket(kinds, de
     expected = {"text": '{"type":"edit"}', "bytes": b"\x00\x02\x00"}[delivered]
     assert [m.get("text", m.get("bytes")) for m in got] == [expected, '{"type":"ack"}']
     await socket.disconnect()
+
+
+async def test_a_binary_only_socket_over_its_limits_is_closed_never_sent_an_error_frame():
+    socket, command = await open_socket("/ws/collab/43/")
+    await get_channel_layer().send(command["conn"], {"type": "gw.accept", "frames": [], "kinds": ["bytes"]})
+    await asyncio.sleep(0.2)
+    for _ in range(100):  # far above the route's burst and the user's
+        await socket.send_input({"type": "websocket.receive", "bytes": b"\x01\x01\x00"})
+    output = await socket.receive_output(5)
+    assert output == {"type": "websocket.close", "code": 1013, "reason": "service unavailable, try again later"}
