@@ -101,7 +101,10 @@ async def test_read_only_user_changes_nothing_and_an_outsider_is_refused(fleet, 
     await json_reader.close()
 
 
-async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet, tokens):
+@pytest.mark.parametrize("how", ["restart", "kill"])
+async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet, tokens, how):
+    """`restart` stops the worker as a deploy does; `kill` crashes it (SIGKILL) and
+    supervisord starts it again. The sockets stay up (ws-gateway holds them)."""
     doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
     url = ws_url(fleet, doc_id)
     writer = await YClient(url, tokens["alice"], "w").connect()
@@ -117,7 +120,10 @@ async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet
 
     typing = asyncio.create_task(type_lines())
     await asyncio.sleep(1.0)
-    await asyncio.to_thread(fleet.restart, "collab-inbox")
+    if how == "restart":
+        await asyncio.to_thread(fleet.restart, "collab-inbox")
+    else:
+        await asyncio.to_thread(fleet.kill, "collab-inbox")
     await typing
     text = await converged(fleet, tokens, doc_id, lambda: [writer.value, watcher.value], timeout=60)
     # Every Yjs line is there, each once.
