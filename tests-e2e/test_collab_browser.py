@@ -33,7 +33,7 @@ async def test_two_browsers_type_into_one_document_and_see_each_others_cursor(fl
             alice = await login(browser, fleet, "alice", path)
             bob = await login(browser, fleet, "bob", path)
             alice_editor, bob_editor = alice.locator(".cm-content"), bob.locator(".cm-content")
-            await expect(alice_editor).to_have_text("Hello", timeout=10_000)
+            await expect(alice_editor).to_have_text("Hello", timeout=30_000)
 
             await alice_editor.click()
             await alice.keyboard.press("Control+End")
@@ -47,13 +47,18 @@ async def test_two_browsers_type_into_one_document_and_see_each_others_cursor(fl
             expected = "bob was here. Hello\nfrom alice. again"
             for page in (alice, bob):
                 await page.wait_for_function(
-                    "expected => window.collab.ytext.toString() === expected", arg=expected, timeout=15_000
+                    "expected => window.collab.ytext.toString() === expected", arg=expected, timeout=30_000
                 )
             # Each sees the other's caret, labelled with their name, and who is here.
-            await expect(alice.locator(".cm-ySelectionInfo", has_text="bob")).to_have_count(1, timeout=15_000)
-            await expect(bob.locator(".cm-ySelectionInfo", has_text="alice")).to_have_count(1, timeout=15_000)
-            await expect(alice.locator("#present li")).to_have_text(["alice", "bob"], timeout=15_000)
+            await expect(alice.locator(".cm-ySelectionInfo", has_text="bob")).to_have_count(1, timeout=30_000)
+            await expect(bob.locator(".cm-ySelectionInfo", has_text="alice")).to_have_count(1, timeout=30_000)
+            await expect(alice.locator("#present li")).to_have_text(["alice", "bob"], timeout=30_000)
             assert server_document(fleet, tokens, doc_id)["content"] == expected
+
+            # The documents page lists it and leads back to the editor.
+            await bob.goto(f"{fleet.url}/collab/")
+            await bob.locator(f"a[href='/collab/{doc_id}/']").click()
+            await expect(bob.locator(".cm-content")).to_contain_text("bob was here.", timeout=30_000)
         finally:
             await browser.close()
 

@@ -39,6 +39,9 @@ from switchboard.protocol import frame
 
 log = logging.getLogger(__name__)
 
+# Awareness states a document holds; beyond this, new client ids are not relayed.
+MAX_AWARENESS_CLIENTS = 1000
+
 _presence: Presence | None = None
 
 
@@ -318,6 +321,8 @@ class CollabInbox(InboxConsumer):
                 live.awareness.pop(entry.client_id, None)
                 live.awareness_conn.pop(entry.client_id, None)
             else:
+                if known is None and len(live.awareness) >= MAX_AWARENESS_CLIENTS:
+                    continue  # a document is not a place for thousands of cursors
                 if known is None:
                     # The socket that introduced a client id owns it (y-websocket's
                     # server does the same); echoes from others do not move it.
