@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "gateway"))
 
 from nginxconf import render as render_nginx  # noqa: E402
 from switchboard.config import env_int  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ class Fleet:
         # daphne's own cap is a backstop 4x above ours: frames between the two are
         # closed by ws-gateway with a clean 1009; autobahn fails far larger ones
         # without a close frame.
-        max_bytes = str(4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES"))))
+        max_bytes = 4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES")))
+        # ... and above every route's own limit (routes.toml max_message_bytes).
+        max_bytes = str(max([max_bytes] + [2 * r.max_message_bytes for r in load_routes().websocket]))
         self.programs = []
         if self.redis_port:
             self.programs.append(

@@ -192,3 +192,23 @@ async def test_a_fast_typist_loses_nothing_to_rate_limits(fleet, tokens):
     assert await converged(fleet, tokens, doc_id, lambda: [typist.value]) == "x" * 120
     assert typist.text_frames == []
     await typist.disconnect()
+
+
+async def test_a_large_paste_and_a_large_offline_session_go_through(fleet, tokens):
+    """Bigger than WS_MAX_MESSAGE_BYTES (64 KiB): collab's route takes up to 1 MiB, since
+    a refused sync step 2 would be resent, and refused, on every reconnect."""
+    doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
+    url = ws_url(fleet, doc_id)
+    writer = await YClient(url, tokens["alice"], "paste").connect()
+    reader = await YClient(url, tokens["bob"], "read").connect()
+    await writer.wait_synced()
+    writer.insert(0, "p" * 200_000)  # one update
+    await writer.disconnect()
+    for i in range(200):
+        writer.insert(len(writer.value), f"offline line {i} " + "o" * 500 + "\n")
+    await writer.connect()  # its step 2 carries ~100 KB
+    await writer.wait_synced()
+    text = await converged(fleet, tokens, doc_id, lambda: [writer.value, reader.value], timeout=60)
+    assert len(text) > 300_000 and writer.closed_code is None
+    await writer.disconnect()
+    await reader.disconnect()

@@ -245,8 +245,8 @@ class CollabInbox(InboxConsumer):
             metrics.COLLAB_UPDATES.labels("yjs", "invalid").inc()
             log.info("collab: closing a socket that sent a malformed message: %s", exc)
             return await publish.close(conn, CloseCode.BAD_REQUEST)
-        live = await self.live(doc_id)
         try:
+            live = await self.live(doc_id)
             if message.kind == ydoc.MSG_SYNC and message.step == ydoc.SYNC_STEP1:
                 await publish.send_to_conn(conn, data=ydoc.sync_step2(live.doc, message.payload))
             elif message.kind == ydoc.MSG_SYNC:

@@ -80,7 +80,8 @@ class GatewayConsumer(AsyncConsumer):
         self.conn_bucket = LocalTokenBucket(
             route.rate_per_second or env_float("RATE_CONN_PER_SECOND"), route.rate_burst or env_float("RATE_CONN_BURST")
         )
-        self.max_bytes = env_int("WS_MAX_MESSAGE_BYTES")
+        # A route may take larger frames (collab: a Yjs sync step 2 after offline work).
+        self.max_bytes = route.max_message_bytes or env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []
         self.pending_group: list[dict] = []
         self.watermarks: dict[str, int] = {}
