@@ -126,9 +126,9 @@ def _role(doc_id: int, user_id: int) -> str | None:
 
 
 @database_sync_to_async
-def _store(doc_id: int, seq: int, update: bytes, user_id: int) -> None:
+def _store(doc_id: int, seq: int, update: bytes, user_id: int, client_id: str | None) -> None:
     with metrics.timer(metrics.COLLAB_PERSIST_SECONDS):
-        store.append_update(doc_id, seq, update, user_id)
+        store.append_update(doc_id, seq, update, user_id, client_id)
 
 
 class CollabInbox(InboxConsumer):
@@ -341,12 +341,22 @@ class CollabInbox(InboxConsumer):
         if not store.can_write(role):
             metrics.COLLAB_UPDATES.labels("json", "refused").inc()
             return await publish.send_error(conn, ErrorCode.READ_ONLY, "you may read this document but not change it")
+        client_id = data.get("client_id")
+        if client_id:
+            seq = await database_sync_to_async(store.seq_of_client_edit)(doc_id, user.id, client_id)
+            if seq is not None:
+                # A resend after a lost ack: it is in the document (and in the
+                # document_content the client got on reconnect). Acknowledge it again.
+                metrics.COLLAB_UPDATES.labels("json", "duplicate").inc()
+                return await publish.send_to_conn(
+                    conn, frame("ack", seq=seq, applied=True, duplicate=True, edits=[], client_id=client_id)
+                )
         try:
             with live.doc.transaction():
                 ydoc.apply_json_edit(
                     live.text, live.content, data["action"], data["position"], data.get("text", ""), data.get("length")
                 )
-            seq, edits = await self.commit(cmd, live, "json")
+            seq, edits = await self.commit(cmd, live, "json", client_id)
         except Exception:
             self.forget(doc_id)
             raise
@@ -364,14 +374,14 @@ class CollabInbox(InboxConsumer):
         )
 
     # ---------------------------------------------------------------- commit ----
-    async def commit(self, cmd, live: Live, source: str) -> tuple[int, list[dict]]:
+    async def commit(self, cmd, live: Live, source: str, client_id: str | None = None) -> tuple[int, list[dict]]:
         """Store what the last change did, then broadcast it; returns (seq, edits)."""
         update, deltas = live.take()
         if update is None:
             metrics.COLLAB_UPDATES.labels(source, "empty").inc()
             return live.seq, []
         seq = live.seq + 1
-        await _store(live.doc_id, seq, update, cmd["user"]["id"])
+        await _store(live.doc_id, seq, update, cmd["user"]["id"], client_id)
         live.seq = seq
         live.log_length += 1
         edits: list[dict] = []

@@ -53,3 +53,20 @@ class Update(models.Model):
     class Meta:
         ordering = ["document", "seq"]
         constraints = [models.UniqueConstraint(fields=["document", "seq"], name="collab_update_seq")]
+
+
+class ClientEdit(models.Model):
+    """A JSON client's edit id, stored with its update: a resend after a lost ack is
+    acknowledged again, not applied twice. Kept apart from the log, which compaction
+    empties; rows older than a day are dropped at compaction."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="client_edits")
+    user_id = models.BigIntegerField()
+    client_id = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "user_id", "client_id"], name="collab_client_edit_id")
+        ]

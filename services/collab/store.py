@@ -12,16 +12,20 @@ The rules that keep a document exact across restarts:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 from pycrdt import Doc, Text
 
 from collab import ydoc
-from collab.models import Access, Document, Update
+from collab.models import Access, ClientEdit, Document, Update
 from switchboard.tokens import Identity
 
 OWNER = "owner"
+# How long a JSON client's edit id is remembered: far longer than any reconnect.
+CLIENT_EDIT_TTL = timedelta(days=1)
 
 
 def get_document(doc_id: int | str) -> Document | None:
@@ -94,11 +98,23 @@ def text_of(doc_id: int) -> tuple[str, int]:
     return str(loaded.text), loaded.last_seq
 
 
-def append_update(doc_id: int, seq: int, data: bytes, user_id: int) -> None:
-    """Store update `seq` (the caller's last_seq + 1); IntegrityError if taken."""
+def append_update(doc_id: int, seq: int, data: bytes, user_id: int, client_id: str | None = None) -> None:
+    """Store update `seq` (the caller's last_seq + 1), with the JSON client's edit id if
+    any; IntegrityError if the seq is taken."""
     with transaction.atomic():
         Update.objects.create(document_id=doc_id, seq=seq, data=data, user_id=user_id)
         Document.objects.filter(pk=doc_id).update(last_seq=seq)
+        if client_id:
+            ClientEdit.objects.create(document_id=doc_id, user_id=user_id, client_id=client_id, seq=seq)
+
+
+def seq_of_client_edit(doc_id: int, user_id: int, client_id: str) -> int | None:
+    """The seq an edit with this id was stored as, if it was."""
+    return (
+        ClientEdit.objects.filter(document_id=doc_id, user_id=user_id, client_id=client_id)
+        .values_list("seq", flat=True)
+        .first()
+    )
 
 
 def compact(doc_id: int, state: bytes, upto_seq: int) -> int:
@@ -107,6 +123,7 @@ def compact(doc_id: int, state: bytes, upto_seq: int) -> int:
     with transaction.atomic():
         Document.objects.filter(pk=doc_id).update(snapshot=state, snapshot_seq=upto_seq)
         removed, _ = Update.objects.filter(document_id=doc_id, seq__lte=upto_seq).delete()
+        ClientEdit.objects.filter(document_id=doc_id, created_at__lt=timezone.now() - CLIENT_EDIT_TTL).delete()
     return removed
 
 

@@ -55,7 +55,7 @@ CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored
 # -------------------------------------------------------------------- collab ----
 COLLAB_UPDATES = Counter(
     "switchboard_collab_updates_total",
-    "Document updates by source (yjs, json) and outcome (stored, empty, refused, invalid).",
+    "Document updates by source (yjs, json) and outcome (stored, empty, duplicate, refused, invalid, error).",
     ["source", "outcome"],
 )
 COLLAB_PERSIST_SECONDS = Histogram(

@@ -254,3 +254,17 @@ async def test_cursors_leave_with_their_socket_and_come_back_after_a_reconnect()
     # Echoes of what everyone already has are not relayed again.
     await bob.send(ydoc.awareness_message([ydoc.AwarenessEntry(55, 4, '{"user":{"name":"alice"}}')]))
     assert states(await bob.quiet()) == []
+
+
+async def test_a_json_edit_resent_with_its_client_id_is_acknowledged_not_applied_twice():
+    doc_id = await database_sync_to_async(new_doc)("ab")
+    worker = inbox.CollabInbox()
+    js = Socket(worker, doc_id, BOB, "json")
+    await js.open()
+    edit = {"type": "edit", "action": "insert", "position": 2, "text": "!", "client_id": "k1"}
+    await js.send(edit)
+    first = await js.next_frame("ack")
+    await js.send(edit)  # as after a reconnect that lost the ack
+    again = await js.next_frame("ack")
+    assert (again["seq"], again["duplicate"], again["edits"]) == (first["seq"], True, [])
+    assert await database_sync_to_async(store.text_of)(doc_id) == ("ab!", 1)
