@@ -22,11 +22,12 @@ def test_parse_sync_and_awareness_messages_and_refuse_truncated_ones():
     assert ydoc.read_awareness(message.payload) == entries
 
     whole = ydoc.update_message(doc.get_update())
-    for broken in (b"", whole[:-1], b"\x00\x09\x01", b"\x07", b"\x01\x05ab"):
+    for broken in (b"", whole[:-1], b"\x00\x09\x01", b"\x07", b"\x00\x02\x85"):
         with pytest.raises(ydoc.ProtocolError):
-            ydoc.parse(broken) if broken[:1] != b"\x01" or len(broken) < 3 else ydoc.read_awareness(
-                ydoc.parse(broken).payload
-            )
+            ydoc.parse(broken)
+    # An awareness body that claims more entries than it holds.
+    with pytest.raises(ydoc.ProtocolError):
+        ydoc.read_awareness(b"\x02\x05\x01\x02{}")
 
 
 def test_step2_brings_a_second_document_level_with_the_first():
