@@ -55,6 +55,9 @@ class Typing(ClientFrame):
 
 CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
     "chat": {"chat_message": ChatMessage, "typing": Typing},
+    # The dashboard is read-only: viewers send nothing but ping; orders and alerts
+    # arrive over REST (POST /api/orders/, /api/dashboard/alerts/).
+    "dashboard": {},
 }
 GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 
@@ -62,6 +65,8 @@ GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 SERVER_FRAMES: dict[str, tuple[str, ...]] = {
     "*": ("error", "pong"),
     "chat": ("history", "online_users", "user_join", "user_leave", "chat_message", "user_typing"),
+    # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
+    "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
 }
 
 
