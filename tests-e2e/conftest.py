@@ -20,6 +20,11 @@ E2E_ENV = {
     "CONNECT_TIMEOUT_SECONDS": "3",
     "PRESENCE_TTL_SECONDS": "6",
     "PRESENCE_HEARTBEAT_SECONDS": "2",
+    # dashboard: a tick a second and a 3 s lease, so counting ticks and a publisher
+    # handover take seconds; the webhook secret the Alertmanager-format tests send.
+    "DASHBOARD_STATS_INTERVAL_SECONDS": "1",
+    "DASHBOARD_LEASE_SECONDS": "3",
+    "ALERT_WEBHOOK_SECRET": "e2e-alertmanager-secret",
 }
 
 

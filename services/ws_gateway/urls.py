@@ -20,5 +20,6 @@ urlpatterns = [
     path("logout/", pages.logout_view),
     path("", pages.rooms, name="rooms"),
     path("chat/<slug:room>/", pages.chat),
+    path("dashboard/", pages.dashboard, name="dashboard"),
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
 ]
