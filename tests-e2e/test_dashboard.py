@@ -91,10 +91,11 @@ async def test_fifty_viewers_cost_one_stats_computation_per_interval(fleet, toke
     print(f"\n50 viewers, {ticks:.1f} intervals: {computed:.0f} stats computations")
     # One per interval (a tick may straddle the window's edges), never one per viewer.
     assert 1 <= computed <= ticks + 2
-    # And every frame any viewer got came from those few computations.
+    # Every frame any viewer got came from those few computations, and every viewer
+    # got each of them (but for a tick that straddles the window's edges).
     distinct = {d["computed_at"] for frames in seen for d in frames}
     assert len(distinct) <= computed + 1
-    assert all(len(frames) >= ticks - 3 for frames in seen), [len(f) for f in seen]
+    assert all(len(frames) >= max(1, computed - 2) for frames in seen), [len(f) for f in seen]
 
 
 async def test_online_users_are_distinct_users_on_any_route_and_drop_on_leave_and_on_a_dead_gateway(fleet, tokens):

@@ -103,13 +103,15 @@ async def _presence_figures(redis: Redis) -> dict:
     }
 
 
-async def _messages_per_minute(redis: Redis, total: int | None, first_minute: datetime, minutes: int) -> list:
+async def _messages_per_minute(
+    redis: Redis, total: int | None, first_minute: datetime, minutes: int, now_minute: int | None = None
+) -> list:
     """Messages stored per minute, from samples of chat's all-time message counter.
 
     A minute's figure is its last sample minus the previous minute's last sample; a
     minute without both samples is null (unknown), never a made-up zero.
     """
-    now_minute = int(time.time() // 60)
+    now_minute = int(time.time() // 60) if now_minute is None else now_minute
     if total is not None:
         await redis.hset(CHAT_TOTALS_KEY, str(now_minute), total)
     raw = await redis.hgetall(CHAT_TOTALS_KEY)

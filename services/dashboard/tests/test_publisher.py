@@ -3,6 +3,8 @@ moves when the holder dies or stops, and viewers who connect reuse the snapshot.
 
 import asyncio
 import json
+import time
+from datetime import UTC, datetime
 
 import pytest
 from channels.layers import get_channel_layer
@@ -113,3 +115,17 @@ async def test_viewers_get_initial_stats_from_the_snapshot_and_non_staff_are_ref
     await app.send_input({"type": "gw.connect", "conn": intruder, "route": "dashboard", "user": user, "params": {}})
     assert await asyncio.wait_for(layer.receive(intruder), 5) == {"type": "gw.reject", "code": 4403}
     app.stop()
+
+
+async def test_messages_per_minute_come_from_samples_of_chats_message_counter(redis):
+    now_minute = int(time.time() // 60)
+    # Last samples of chat's all-time message count in the three minutes before now.
+    await redis.hset(
+        stats.CHAT_TOTALS_KEY, mapping={str(now_minute - 3): 100, str(now_minute - 2): 130, str(now_minute - 1): 130}
+    )
+    first = datetime.fromtimestamp((now_minute - 4) * 60, UTC)
+    series = await stats._messages_per_minute(redis, 142, first, 5, now_minute)
+    # minute -4 and -3: no earlier sample, unknown; then 30, 0, and 12 so far this minute.
+    assert series == [None, None, 30, 0, 12]
+    # Chat unreachable this tick: the known minutes stay, nothing is made up.
+    assert (await stats._messages_per_minute(redis, None, first, 5, now_minute))[2:4] == [30, 0]
