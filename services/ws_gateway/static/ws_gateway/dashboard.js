@@ -37,10 +37,16 @@
     return node;
   }
 
+  let lastSeries = null;
+  // Drawn in the element's own pixels (viewBox = its size), so text is never stretched.
+  window.addEventListener("resize", () => drawChart(lastSeries));
+
   function drawChart(series) {
     const svg = $("chart");
     if (!series) return;
-    const W = 600, H = 180, top = 10, bottom = 20, left = 28;
+    lastSeries = series;
+    const W = Math.max(200, svg.clientWidth || 600), H = 180, top = 10, bottom = 20, left = 28;
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     const orders = series.orders.map((v) => v || 0);
     const messages = series.messages;
     const n = orders.length;
@@ -60,10 +66,15 @@
       path += `${pen ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)} `; pen = true;
     });
     if (path) nodes.push(el("path", {class: "line", d: path}));
+    // A dot per known minute, so a lone minute between two unknown ones still shows.
+    messages.forEach((v, i) => {
+      if (v !== null && v !== undefined) nodes.push(el("circle", {class: "dot", cx: x(i), cy: y(v), r: 2.5}));
+    });
     const start = new Date(series.start);
-    [0, Math.floor(n / 2), n - 1].forEach((i) => {
+    [[0, "start"], [Math.floor(n / 2), "middle"], [n - 1, "end"]].forEach(([i, anchor]) => {
       const t = new Date(start.getTime() + i * series.step_seconds * 1000);
-      nodes.push(el("text", {x: x(i) - 14, y: H - 5}, t.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})));
+      const label = t.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+      nodes.push(el("text", {x: x(i), y: H - 5, "text-anchor": anchor}, label));
     });
     svg.replaceChildren(...nodes);
   }
