@@ -23,6 +23,8 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        # "My orders, newest first" is the common read.
+        indexes = [models.Index(fields=["user_id", "-created"], name="dashboard_order_user_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["user_id", "idempotency_key"],

@@ -2,7 +2,7 @@
 
 POST /api/orders/  {"total": "12.50", "items"?: [{"name", "quantity", "price"}]}
      (bearer token; optional Idempotency-Key header) -> 201 order | 200 the same order
-     for a repeated key | 400 with a message. Staff dashboards get new_order at once;
+     for a repeated key | 409 for a key reused with another body | 400 with a message. Staff dashboards get new_order at once;
      the buyer gets a notification.
 GET  /api/orders/?limit=&offset=  -> {"orders": [...], "count": n}: the caller's own
      orders, every order for staff (service tokens are staff), newest first.
@@ -73,6 +73,10 @@ def orders(request, data: NewOrder | None = None):
     items = [i.model_dump(mode="json") for i in data.items]
     order, created = store.create_order(request.identity, data.total, items, key)
     if not created:
+        if order.total != data.total or order.items != items:
+            # A key reused for another order is a client bug; answering with the first
+            # order would hide it.
+            return json_error(409, "idempotency_key_reused", "this Idempotency-Key was used for a different order")
         metrics.DASHBOARD_ORDERS.labels("repeat").inc()
         return json_response(order.as_dict(), status=200)
     metrics.DASHBOARD_ORDERS.labels("created").inc()

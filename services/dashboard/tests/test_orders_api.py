@@ -69,6 +69,8 @@ def test_idempotency_key_makes_a_retry_return_the_first_order(client, alice, bob
     # Keys are per user: bob's k1 is another order.
     assert post(client, bob, {"total": "5.00"}, HTTP_IDEMPOTENCY_KEY="k1").status_code == 201
     assert post(client, alice, {"total": "5.00"}, HTTP_IDEMPOTENCY_KEY="x" * 65).status_code == 400
+    reused = post(client, alice, {"total": "6.00"}, HTTP_IDEMPOTENCY_KEY="k1")
+    assert reused.status_code == 409 and "different order" in reused.json()["message"]
     assert Order.objects.count() == 2
 
 
