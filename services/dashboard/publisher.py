@@ -58,7 +58,13 @@ class StatsPublisher:
             log.info("stats publisher %s holds the lease", self.lease.owner)
             metrics.DASHBOARD_LEASE_EVENTS.labels("acquired").inc()
         self._set_active(True)
+        renewed = time.monotonic()
         raw = await stats.compute_and_store(self.redis, "interval")
+        if time.monotonic() - renewed > self.lease.ttl_ms / 1000:
+            # We were frozen past our lease: a standby may hold it and publish now.
+            # Skip this one rather than risk two publishers; the next tick asks again.
+            log.warning("stats publisher %s: computation outlived the lease; not published", self.lease.owner)
+            return False
         await publish.send_to_group(stats.group(), stats.stats_frame("stats_update", raw))
         return True
 
@@ -72,7 +78,8 @@ class StatsPublisher:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    await self.tick()
+                    # A tick stuck on a hung connection must not outlive the lease unnoticed.
+                    await asyncio.wait_for(self.tick(), self.lease.ttl_ms / 1000)
                 except Exception:
                     # Redis away or a bug: keep ticking; the lease expires by itself if
                     # we cannot renew it, and a standby with a working path takes over.

@@ -129,3 +129,14 @@ async def test_messages_per_minute_come_from_samples_of_chats_message_counter(re
     assert series == [None, None, 30, 0, 12]
     # Chat unreachable this tick: the known minutes stay, nothing is made up.
     assert (await stats._messages_per_minute(redis, None, first, 5, now_minute))[2:4] == [30, 0]
+
+
+async def test_a_publisher_frozen_past_its_lease_does_not_publish_that_tick(redis):
+    layer = get_channel_layer()
+    viewer = await layer.new_channel()
+    await layer.group_add("dashboard", viewer)
+    slow = StatsPublisher(redis, interval=0.2, owner="slow")
+    slow.lease.ttl_ms = 1  # any computation outlives it
+    assert await slow.tick() is False
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(layer.receive(viewer), 0.5)

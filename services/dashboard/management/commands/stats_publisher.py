@@ -32,7 +32,8 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        redis = Redis.from_url(env("REDIS_URL"))
+        # Timeouts, so a Redis that hangs fails a tick instead of freezing the process.
+        redis = Redis.from_url(env("REDIS_URL"), socket_timeout=5, socket_connect_timeout=5)
         publisher = StatsPublisher(redis)
         log.info("stats publisher %s: every %ss", publisher.lease.owner, publisher.interval)
         try:
