@@ -12,6 +12,7 @@ import urllib.request
 
 import httpx
 import pytest
+import redis
 from conftest import E2E_ENV
 from prometheus_client.parser import text_string_to_metric_families
 from wsclient import Client
@@ -255,3 +256,31 @@ async def test_killing_the_active_publisher_moves_the_lease_and_stats_keep_comin
     while len(active := active_publishers(fleet)) != 1:
         assert time.monotonic() < deadline, f"active publishers: {active}"
         await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(120)
+async def test_a_cleanly_stopped_publisher_releases_the_lease_at_once(fleet, tokens):
+    deadline = time.monotonic() + 15
+    while len(active := active_publishers(fleet)) != 1:
+        assert time.monotonic() < deadline, f"active publishers: {active}"
+        await asyncio.sleep(0.2)
+    holder = active[0]
+    pid = fleet.pid(holder)
+    lease_key = "sb:dashboard:publisher"
+    store = redis.Redis.from_url(fleet.redis_url)
+    assert f":{pid}:" in store.get(lease_key).decode()
+    viewer = await Client.connect(dash_url(fleet), tokens["admin"])
+    await viewer.next_of("initial_stats", timeout=10)
+    try:
+        fleet.ctl("stop", holder)  # SIGTERM, as a deploy does; returns once it exited
+        owner = store.get(lease_key)
+        # Released on the way out, not left to expire: nobody waits out the lease.
+        assert owner is None or f":{pid}:" not in owner.decode()
+        await viewer.drain(0.05)
+        stopped = time.monotonic()
+        await viewer.next_of("stats_update", timeout=LEASE + 5)
+        print(f"\nstats_update resumed {time.monotonic() - stopped:.1f}s after a clean stop")
+    finally:
+        await viewer.close()
+        fleet.ctl("start", holder)
+        fleet.wait_ready(time.time() + 60, [holder])
