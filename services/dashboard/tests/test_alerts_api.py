@@ -18,7 +18,9 @@ def webhook_secret(monkeypatch):
     monkeypatch.setenv("ALERT_WEBHOOK_SECRET", SECRET)
 
 
-def alertmanager_payload(status="firing", severity="critical", fingerprint="abc123", starts="2026-11-25T07:00:00Z"):
+def alertmanager_payload(
+    status="firing", severity="critical", fingerprint="abc123", starts="2026-11-25T07:00:00.123456789Z"
+):
     """What Alertmanager 0.27 posts to a webhook receiver (version 4)."""
     return {
         "version": "4",

@@ -14,7 +14,18 @@
   const fmt = (v) => (v === null || v === undefined ? "?" : String(v));
   const time = (iso) => new Date(iso).toLocaleTimeString();
 
+  // No stats for three intervals while the socket is up means no publisher is
+  // running: say so, rather than show old figures as if they were live.
+  let lastStatsAt = 0, statsInterval = 5;
+  setInterval(() => {
+    const stale = lastStatsAt && Date.now() - lastStatsAt > 3 * statsInterval * 1000;
+    $("updated").classList.toggle("warn", Boolean(stale));
+    if (stale) $("updated").textContent = `stale: no update since ${new Date(lastStatsAt).toLocaleTimeString()}`;
+  }, 1000);
+
   function showStats(s) {
+    lastStatsAt = Date.now();
+    statsInterval = s.interval_seconds || statsInterval;
     $("stat-online-users").textContent = fmt(s.online_users);
     $("stat-total-users").textContent = fmt(s.total_users);
     $("stat-today-orders").textContent = fmt(s.today_orders);
