@@ -9,7 +9,7 @@ GET  /api/orders/?limit=&offset=  -> {"orders": [...], "count": n}: the caller's
 POST /api/dashboard/alerts/  either Alertmanager's webhook JSON (version 4) with
      `Authorization: Bearer <ALERT_WEBHOOK_SECRET>`, or a staff token with
      {"level": "info|warning|critical", "message": "..."} (or an Alertmanager body).
-     -> 200 {"received": n, "stored": n, "alerts": [...]}; each new alert is stored and
+     -> 200 {"received": n, "stored": n, "truncated": n, "alerts": [...]}; each new alert is stored and
      pushed as an `alert` frame; an alert state Alertmanager repeats is stored once.
 GET  /api/dashboard/alerts/?limit=  staff: the latest alerts, newest first.
 """
@@ -17,6 +17,7 @@ GET  /api/dashboard/alerts/?limit=  staff: the latest alerts, newest first.
 from __future__ import annotations
 
 import hmac
+import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -29,7 +30,11 @@ from switchboard import metrics
 from switchboard.config import env
 from switchboard.http import api, int_param, json_error, json_response
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE = 200
+# Alertmanager does not retry a 4xx, so a notification over this size is not refused
+# (that would drop it all): the first ones are kept and the rest counted as truncated.
 MAX_ALERTS_PER_POST = 500
 IDEMPOTENCY_KEY_MAX = 64
 
@@ -100,7 +105,7 @@ class AmPayload(BaseModel):
     model_config = ConfigDict(extra="ignore")
     version: str = "4"
     status: str = "firing"
-    alerts: list[AmAlert] = Field(max_length=MAX_ALERTS_PER_POST)
+    alerts: list[AmAlert]
 
 
 class StaffAlert(BaseModel):
@@ -179,7 +184,11 @@ def alerts(request):
     try:
         if from_alertmanager or (isinstance(body, dict) and "alerts" in body):
             payload = AmPayload.model_validate(body)
-            candidates = [_am_fields(a) for a in payload.alerts]
+            candidates = [_am_fields(a) for a in payload.alerts[:MAX_ALERTS_PER_POST]]
+            truncated = max(0, len(payload.alerts) - MAX_ALERTS_PER_POST)
+            if truncated:
+                log.warning("alert webhook: %d alerts over the limit of %d ignored", truncated, MAX_ALERTS_PER_POST)
+                metrics.DASHBOARD_ALERTS.labels("alertmanager", "truncated").inc(truncated)
             source = "alertmanager"
         else:
             plain = StaffAlert.model_validate(body)
@@ -187,6 +196,7 @@ def alerts(request):
                 {"source": "staff", "level": plain.level, "message": plain.message, "created_by": identity.username}
             ]
             source = "staff"
+            truncated = 0
     except ValidationError as exc:
         return _invalid(exc)
     stored = []
@@ -196,4 +206,11 @@ def alerts(request):
         if created:
             stored.append(alert)
             live.alert_pushed(alert)
-    return json_response({"received": len(candidates), "stored": len(stored), "alerts": [a.as_dict() for a in stored]})
+    return json_response(
+        {
+            "received": len(candidates),
+            "stored": len(stored),
+            "truncated": truncated,
+            "alerts": [a.as_dict() for a in stored],
+        }
+    )

@@ -118,3 +118,13 @@ async def test_a_webhook_alert_becomes_an_alert_frame_for_the_dashboard_group(as
     assert res.status_code == 200
     sent = json.loads((await asyncio.wait_for(layer.receive(viewer), 5))["text"])
     assert (sent["type"], sent["level"], sent["message"]) == ("alert", "warning", "chat inbox errors above 5%")
+
+
+def test_an_oversized_notification_keeps_the_first_alerts_rather_than_refusing_all(client, monkeypatch):
+    from dashboard import views
+
+    monkeypatch.setattr(views, "MAX_ALERTS_PER_POST", 2)
+    payload = alertmanager_payload()
+    payload["alerts"] = [dict(payload["alerts"][0], fingerprint=f"f{i}") for i in range(3)]
+    body = post(client, payload, secret=SECRET).json()
+    assert (body["received"], body["stored"], body["truncated"]) == (2, 2, 1)
