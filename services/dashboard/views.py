@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dashboard import live, store
 from switchboard import metrics
-from switchboard.config import env
+from switchboard.config import env_list
 from switchboard.http import api, int_param, json_error, json_response
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,15 @@ def _am_fields(alert: AmAlert) -> dict:
 
 
 def _webhook_secret_matches(request) -> bool:
-    secret = env("ALERT_WEBHOOK_SECRET")
+    # Several comma-separated secrets are all accepted, so a secret can be rotated
+    # without a gap: add the new one, switch Alertmanager, then drop the old one.
+    secrets = env_list("ALERT_WEBHOOK_SECRET")
     header = request.headers.get("Authorization", "")
-    if not secret or header[:7].lower() != "bearer ":
+    if not secrets or header[:7].lower() != "bearer ":
         return False
-    return hmac.compare_digest(header[7:].strip().encode(), secret.encode())
+    offered = header[7:].strip().encode()
+    # Compare with every one, so the time taken says nothing about which matched.
+    return sum(hmac.compare_digest(offered, s.encode()) for s in secrets) > 0
 
 
 def _invalid(exc: ValidationError):

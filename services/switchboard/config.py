@@ -90,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ALERT_WEBHOOK_SECRET",
         "",
-        "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/. Empty: the webhook is refused (401).",
+        "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/ (comma-separated: several, to rotate). Empty: the webhook is refused (401).",
     ),
 )
 

@@ -85,6 +85,13 @@ def test_wrong_or_missing_secret_is_refused_and_an_empty_secret_disables_the_web
     assert not Alert.objects.exists()
 
 
+def test_during_a_rotation_both_secrets_are_accepted(client, monkeypatch):
+    monkeypatch.setenv("ALERT_WEBHOOK_SECRET", f"new-secret,{SECRET}")
+    assert post(client, alertmanager_payload(fingerprint="a"), secret="new-secret").status_code == 200
+    assert post(client, alertmanager_payload(fingerprint="b"), secret=SECRET).status_code == 200
+    assert post(client, alertmanager_payload(fingerprint="c"), secret="new-secret,").status_code == 401
+
+
 def test_staff_post_plain_alerts_and_read_the_latest(client, admin, alice):
     res = post(client, {"level": "warning", "message": "deploy at 10:00"}, headers=admin)
     assert res.status_code == 200 and res.json()["alerts"][0]["level"] == "warning"
