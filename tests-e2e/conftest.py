@@ -34,7 +34,7 @@ def fleet(tmp_path_factory):
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=E2E_ENV)
     try:
         fleet.start(wait=120)
-    except Exception:
+    except BaseException:  # pytest-timeout's failure too: never leave a fleet behind
         fleet.stop()
         for log in sorted((run_dir / "logs").glob("*.log")):
             print(f"---- {log.name}\n{log.read_text()[-3000:]}")
