@@ -6,7 +6,7 @@ PY := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/services
 
 # Django services with unit tests, each run with its own settings.
-SERVICES := ws_gateway chat collab
+SERVICES := ws_gateway chat collab dashboard
 
 .PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web
 
@@ -63,7 +63,7 @@ settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config
 
 nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
-	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002
+	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002 --upstream dashboard=127.0.0.1:8003
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var

@@ -38,6 +38,16 @@ from switchboard.routes import load as load_routes  # noqa: E402
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """A further long-running process of a service: `python -m django <command>`,
+    run as program `<service>-<name>-<i>` for each of `copies`, with its own metrics port."""
+
+    name: str
+    command: tuple[str, ...]
+    copies: int = 1
+
+
+@dataclass(frozen=True)
 class Service:
     """One service of the fleet and the processes it runs."""
 
@@ -46,6 +56,7 @@ class Service:
     asgi: str  # ASGI application for its HTTP face
     inbox: bool = False  # runs an inbox worker
     seed: bool = False  # has a seed_demo command
+    daemons: tuple[Daemon, ...] = ()
 
 
 # The fleet. compose.yaml and k8s/ are checked against this table by tests.
@@ -53,6 +64,14 @@ SERVICES: tuple[Service, ...] = (
     Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
     Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
     Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
+    # Two stats publishers: one publishes (Redis lease), the other takes over when it dies.
+    Service(
+        "dashboard",
+        "dashboard.settings",
+        "dashboard.asgi:application",
+        inbox=True,
+        daemons=(Daemon("publisher", ("stats_publisher",), copies=2),),
+    ),
 )
 
 
@@ -179,6 +198,23 @@ class Fleet:
                         metrics_port=metrics_port,
                     )
                 )
+            for daemon in svc.daemons:
+                for i in range(daemon.copies):
+                    metrics_port = free_port()
+                    name = f"{svc.name}-{daemon.name}-{i}"
+                    self.programs.append(
+                        Program(
+                            name,
+                            svc.name,
+                            [py, "-m", "django", *daemon.command],
+                            env={
+                                "DJANGO_SETTINGS_MODULE": svc.settings,
+                                "METRICS_PORT": str(metrics_port),
+                                "SERVICE_NAME": name,
+                            },
+                            metrics_port=metrics_port,
+                        )
+                    )
         upstreams: dict[str, list[str]] = {}
         for p in self.programs:
             if p.http_port:

@@ -86,6 +86,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx."),
     Setting("DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run."),
     Setting("LOG_LEVEL", "INFO", "Python log level."),
+    # ---------------------------------------------------------------- dashboard ----
+    Setting(
+        "DASHBOARD_STATS_INTERVAL_SECONDS",
+        "5",
+        "How often the dashboard's one stats publisher computes the stats and pushes stats_update to every viewer.",
+    ),
+    Setting(
+        "DASHBOARD_LEASE_SECONDS",
+        "15",
+        "Lease of the active stats publisher in Redis; a standby takes over at most this long after the holder dies.",
+    ),
+    Setting(
+        "ALERT_WEBHOOK_SECRET",
+        "",
+        "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/ (comma-separated: several, to rotate). Empty: the webhook is refused (401).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -83,6 +83,9 @@ class CursorMove(ClientFrame):
 CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
     "chat": {"chat_message": ChatMessage, "typing": Typing},
     "collab": {"edit": CollabEdit, "cursor_move": CursorMove},
+    # The dashboard is read-only: viewers send nothing but ping; orders and alerts
+    # arrive over REST (POST /api/orders/, /api/dashboard/alerts/).
+    "dashboard": {},
 }
 GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 
@@ -91,6 +94,8 @@ SERVER_FRAMES: dict[str, tuple[str, ...]] = {
     "*": ("error", "pong"),
     "chat": ("history", "online_users", "user_join", "user_leave", "chat_message", "user_typing"),
     "collab": ("document_content", "edit", "ack", "cursor", "user_joined", "user_left"),
+    # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
+    "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
 }
 
 

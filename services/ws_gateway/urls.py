@@ -22,5 +22,6 @@ urlpatterns = [
     path("chat/<slug:room>/", pages.chat),
     path("collab/", pages.collab_documents),
     path("collab/<int:doc>/", pages.collab_editor),
+    path("dashboard/", pages.dashboard, name="dashboard"),
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
 ]
