@@ -77,7 +77,10 @@ async def test_read_only_user_changes_nothing_and_an_outsider_is_refused(fleet, 
     await reader.wait_synced()
     assert reader.value == "read me"
     reader.insert(0, "vandal ")
-    await asyncio.sleep(1)
+    for _ in range(150):
+        if reader.denied:
+            break
+        await asyncio.sleep(0.1)
     assert reader.denied, "the read-only user was told their change was refused"
     assert server_document(fleet, tokens, doc_id)["content"] == "read me"
 
@@ -185,11 +188,16 @@ async def test_a_fast_typist_loses_nothing_to_rate_limits(fleet, tokens):
         typist.insert(len(typist.value), "x")
         typist.set_awareness({"cursor": i}, clock=i + 1)
         await asyncio.sleep(0.01)
-    await asyncio.sleep(1)
-    if typist.ws is None:  # closed by the gateway: what y-websocket does next
-        await typist.connect()
-        await typist.wait_synced()
-    assert await converged(fleet, tokens, doc_id, lambda: [typist.value]) == "x" * 120
+    # Closed by the gateway at some point (when depends on the machine's load): do what
+    # y-websocket does, reconnect and sync, until the server has every keystroke.
+    deadline = asyncio.get_running_loop().time() + 60
+    while (await asyncio.to_thread(server_document, fleet, tokens, doc_id))["content"] != "x" * 120:
+        assert asyncio.get_running_loop().time() < deadline, "the server never got every keystroke"
+        if typist.ws is None:
+            await typist.connect()
+            await typist.wait_synced()
+        await asyncio.sleep(0.3)
+    assert typist.value == "x" * 120
     assert typist.text_frames == []
     await typist.disconnect()
 
