@@ -127,7 +127,12 @@ def sync_step1(doc: Doc) -> bytes:
 
 
 def sync_step2(doc: Doc, state_vector: bytes) -> bytes:
-    return bytes([MSG_SYNC, SYNC_STEP2]) + var_bytes(doc.get_update(state_vector))
+    """The reply to a client's step 1: what it lacks, given its state vector."""
+    try:
+        update = doc.get_update(state_vector)
+    except ValueError as exc:  # a state vector that does not decode
+        raise ProtocolError(str(exc)) from None
+    return bytes([MSG_SYNC, SYNC_STEP2]) + var_bytes(update)
 
 
 def update_message(update: bytes) -> bytes:

@@ -219,6 +219,8 @@ async def test_a_malformed_message_closes_the_socket_and_changes_nothing():
     await alice.quiet()
     await alice.send(b"\x00\x02\x05\x01\x02")
     assert (await alice.next()) == {"type": "gw.close", "code": 4400}
+    await alice.send(b"\x00\x00\x03\xff\xff\xff")  # step 1 with a state vector cut short
+    assert (await alice.next()) == {"type": "gw.close", "code": 4400}
     assert await database_sync_to_async(store.text_of)(doc_id) == ("ok", 0)
 
 
