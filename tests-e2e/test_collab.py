@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 
 import httpx
 import pytest
@@ -154,6 +155,13 @@ async def test_update_log_is_compacted(fleet, tokens):
     assert body["seq"] == 50
     assert body["log_length"] < 20  # COLLAB_COMPACT_UPDATES in the e2e fleet
     await client.disconnect()
+    # What an operator sees: the worker counts what it stored and folded.
+    port = fleet.program("collab-inbox").metrics_port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    stored = re.search(r'^switchboard_collab_updates_total\{outcome="stored",source="yjs"\} (\S+)', text, re.M)
+    compactions = re.search(r"^switchboard_collab_compactions_total (\S+)", text, re.M)
+    assert stored and float(stored.group(1)) >= 50
+    assert compactions and float(compactions.group(1)) >= 2
 
 
 @pytest.mark.parametrize("protocol", ["json"])
