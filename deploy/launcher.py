@@ -45,6 +45,9 @@ class Daemon:
     name: str
     command: tuple[str, ...]
     copies: int = 1
+    # An HTTP face of its own (e.g. Flower): a free port in `port_env`, and an nginx
+    # upstream named `<service>-<name>` for routes.toml to route to.
+    port_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,14 @@ SERVICES: tuple[Service, ...] = (
         "dashboard.asgi:application",
         inbox=True,
         daemons=(Daemon("publisher", ("stats_publisher",), copies=2),),
+    ),
+    Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
+    # The Celery worker (threads pool) and Flower (events on, /flower/, staff only).
+    Service(
+        "report-worker",
+        "report_worker.settings",
+        "report_worker.asgi:application",
+        daemons=(Daemon("celery", ("celery_worker",)), Daemon("flower", ("flower",), port_env="FLOWER_PORT")),
     ),
 )
 
@@ -200,18 +211,23 @@ class Fleet:
                 )
             for daemon in svc.daemons:
                 for i in range(daemon.copies):
-                    metrics_port = free_port()
                     name = f"{svc.name}-{daemon.name}-{i}"
+                    env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": name}
+                    metrics_port = http_port = None
+                    if daemon.port_env:
+                        # Its own HTTP server; it serves no switchboard /healthz port.
+                        http_port = free_port()
+                        env[daemon.port_env] = str(http_port)
+                    else:
+                        metrics_port = free_port()
+                        env["METRICS_PORT"] = str(metrics_port)
                     self.programs.append(
                         Program(
                             name,
-                            svc.name,
+                            f"{svc.name}-{daemon.name}" if daemon.port_env else svc.name,
                             [py, "-m", "django", *daemon.command],
-                            env={
-                                "DJANGO_SETTINGS_MODULE": svc.settings,
-                                "METRICS_PORT": str(metrics_port),
-                                "SERVICE_NAME": name,
-                            },
+                            env=env,
+                            http_port=http_port,
                             metrics_port=metrics_port,
                         )
                     )

@@ -101,7 +101,20 @@ SETTINGS: tuple[Setting, ...] = (
         "ALERT_WEBHOOK_SECRET",
         "",
         "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/ (comma-separated: several, to rotate). Empty: the webhook is refused (401).",
+    ),  # ------------------------------------------------------------ report worker ----
+    Setting(
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS",
+        "3600",
+        "Seconds before the broker hands an unacknowledged task (its worker died) to another worker. Keep it above the longest report, or a report runs twice.",
     ),
+    Setting("CELERY_CONCURRENCY", "2", "Report tasks one Celery worker runs at once."),
+    Setting(
+        "REPORT_STEP_SECONDS",
+        "0.5",
+        "Pause between a report's progress steps (paces the demo and the tests; 0 in production reports that are slow anyway).",
+    ),
+    Setting("REPORT_MAX_ROWS", "100000", "Most rows (messages, orders) one report reads from the owning service."),
+    Setting("FLOWER_PORT", "5555", "Port Flower listens on (the launcher picks a free one)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

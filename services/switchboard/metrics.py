@@ -93,6 +93,20 @@ DASHBOARD_PUBLISH_ERRORS = Counter(
     ["kind"],
 )
 
+# ------------------------------------------------------ notification / reports ----
+NOTIFICATIONS_CREATED = Counter(
+    "switchboard_notifications_created_total", "Notifications stored, by path (inbox command or REST).", ["via"]
+)
+REPORTS = Counter(
+    "switchboard_reports_total", "Report tasks by type and final state (completed, failed, retried).", ["type", "state"]
+)
+REPORT_SECONDS = Histogram(
+    "switchboard_report_seconds",
+    "Time from a report task's start to its completion.",
+    ["type"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+
 
 _server_started = False
 

@@ -80,12 +80,29 @@ class CursorMove(ClientFrame):
     position: CollabPosition
 
 
+# --------------------------------------------------------------- notifications ----
+class MarkRead(ClientFrame):
+    """Mark one of the user's notifications read; every tab gets the new unread_count."""
+
+    type: Literal["mark_read"]
+    notification_id: Annotated[int, Field(ge=1, le=2**62)]
+
+
+class MarkAllRead(ClientFrame):
+    """Mark all of the user's notifications read; every tab gets unread_count 0."""
+
+    type: Literal["mark_all_read"]
+
+
 CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
     "chat": {"chat_message": ChatMessage, "typing": Typing},
     "collab": {"edit": CollabEdit, "cursor_move": CursorMove},
     # The dashboard is read-only: viewers send nothing but ping; orders and alerts
     # arrive over REST (POST /api/orders/, /api/dashboard/alerts/).
     "dashboard": {},
+    "notifications": {"mark_read": MarkRead, "mark_all_read": MarkAllRead},
+    # Read-only: progress is pushed by the report worker.
+    "tasks": {},
 }
 GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 
@@ -96,6 +113,10 @@ SERVER_FRAMES: dict[str, tuple[str, ...]] = {
     "collab": ("document_content", "edit", "ack", "cursor", "user_joined", "user_left"),
     # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
     "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
+    # unread_count {count}; notification {id, title, message, url, timestamp}
+    "notifications": ("unread_count", "notification"),
+    # task_update {task_id, status, progress, message, result, timestamp} (the seed's)
+    "tasks": ("task_update",),
 }
 
 

@@ -1,0 +1,20 @@
+"""The notification service's data: one row per notification of one user.
+
+Users live in ws-gateway's database; a notification keeps only the user's id, so this
+service never asks another who a user is.
+"""
+
+from django.db import models
+
+
+class Notification(models.Model):
+    user_id = models.BigIntegerField()
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    is_read = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Every query is "this user's (unread) notifications, newest first".
+        indexes = [models.Index(fields=["user_id", "is_read", "-id"], name="notif_user_unread")]

@@ -1,0 +1,98 @@
+"""The notification service's REST API (behind nginx's /api/notifications/).
+
+GET  /api/notifications/?unread=1&limit=&offset=   the caller's own, newest first
+POST /api/notifications/ {"user", "title", "message", "url"}   staff: 201, pushed to
+     every open tab of that user
+POST /api/notifications/<id>/read/                 the caller's own only (404 otherwise)
+POST /api/notifications/read-all/
+
+Every read and mark is scoped to the token's user id: there is no parameter naming
+another user except the staff create.
+"""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel, Field
+
+from notification import store
+from switchboard import metrics, publish, tokens
+from switchboard.config import env
+from switchboard.http import api, int_param, json_error, json_response
+
+
+class NewNotification(BaseModel):
+    user: str = Field(min_length=1, max_length=150)
+    title: str = Field(min_length=1, max_length=200)
+    message: str = Field(default="", max_length=4000)
+    url: str = Field(default="", max_length=500)
+
+
+def resolve_user(username: str) -> int | None:
+    """The id of `username`, asked of ws-gateway, which owns users (staff-only lookup)."""
+    res = httpx.get(
+        f"{env('GATEWAY_URL')}/api/auth/users/",
+        params={"username": username},
+        headers={"Authorization": f"Bearer {tokens.service_token('notification')}"},
+        timeout=5,
+    )
+    if res.status_code == 404:
+        return None
+    res.raise_for_status()
+    return int(res.json()["id"])
+
+
+def _push_count(user_id: int) -> None:
+    publish.send_to_group_sync(store.group(user_id), store.count_frame(store.unread_count(user_id)))
+
+
+@api(["GET", "POST"], body=NewNotification)
+def notifications(request, data: NewNotification | None = None):
+    me = request.identity
+    if request.method == "POST":
+        if not me.is_staff:
+            return json_error(403, "forbidden", "only staff create notifications over REST")
+        try:
+            user_id = resolve_user(data.user)
+        except httpx.HTTPError as exc:
+            return json_error(502, "upstream_error", f"could not look up the user: {exc}")
+        if user_id is None:
+            return json_error(400, "unknown_user", f"no user {data.user!r}")
+        n = store.create(user_id, data.title, data.message, data.url)
+        metrics.NOTIFICATIONS_CREATED.labels("rest").inc()
+        # Stored first: a push that fails still leaves the notification and the count
+        # for the next connect.
+        publish.send_to_group_sync(store.group(user_id), store.notification_frame(n))
+        _push_count(user_id)
+        return json_response({**n, "user_id": user_id}, status=201)
+    try:
+        limit = int_param(request, "limit", 20, 1, 100)
+        offset = int_param(request, "offset", 0, 0, 10**9)
+    except ValueError as exc:
+        return json_error(400, "invalid_parameter", str(exc))
+    unread = request.GET.get("unread", "") in ("1", "true", "yes")
+    items, total = store.page(me.id, unread, limit, offset)
+    return json_response(
+        {
+            "notifications": items,
+            "count": total,
+            "unread_count": store.unread_count(me.id),
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+@api(["POST"])
+def read_one(request, notification_id: int):
+    if not store.mark_read(request.identity.id, notification_id):
+        return json_error(404, "not_found", "no such notification")
+    _push_count(request.identity.id)
+    return json_response({"unread_count": store.unread_count(request.identity.id)})
+
+
+@api(["POST"])
+def read_all(request):
+    store.mark_all_read(request.identity.id)
+    _push_count(request.identity.id)
+    return json_response({"unread_count": 0})

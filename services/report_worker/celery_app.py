@@ -1,0 +1,39 @@
+"""The report worker's Celery app: Redis broker, settings for long tasks that must
+survive a worker crash.
+
+* task_acks_late + task_reject_on_worker_lost: a task is acknowledged when it ends; a
+  worker killed mid-task (SIGKILL, OOM) leaves it unacknowledged, so the broker gives it
+  to a worker again after the visibility timeout (CELERY_VISIBILITY_TIMEOUT_SECONDS).
+* worker_prefetch_multiplier=1: a worker holds no more reports than it runs, so a
+  crash delays only those.
+* Task events on (worker_send_task_events, task_send_sent_event): Flower shows them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "report_worker.settings")
+
+from celery import Celery  # noqa: E402
+
+from switchboard.config import env, env_int  # noqa: E402
+
+app = Celery("report_worker")
+app.conf.update(
+    broker_url=env("REDIS_URL"),
+    broker_transport_options={"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS")},
+    broker_connection_retry_on_startup=True,
+    # Progress and results live in the Report record and on /ws/tasks/, not in Celery.
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue="reports",
+    worker_hijack_root_logger=False,
+)
+app.autodiscover_tasks(["report_worker"])

@@ -1,0 +1,125 @@
+"""The report worker's REST API (behind nginx's /api/reports/).
+
+POST /api/reports/ {"type": "chat_transcript", "room": "<slug>"} | {"type": "orders_summary"}
+     -> 202 {"task_id", "status_url"}; 400 for an unknown type or a missing parameter
+GET  /api/reports/                     the caller's reports, newest first
+GET  /api/reports/<task_id>/           status for a client that was not connected
+GET  /api/reports/<task_id>/download/  the file, for its owner only (404 for anyone else)
+GET  /api/reports/stats/               staff: {"running", "completed_today", "failed_today"}
+
+Progress itself streams on /ws/tasks/ (see tasks.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+from django.conf import settings
+from django.http import FileResponse
+from django.utils import timezone
+
+from report_worker.models import Report
+from report_worker.reports import TYPES
+from report_worker.tasks import download_url, generate_report
+from switchboard.http import api, int_param, json_error, json_response
+
+
+def as_dict(r: Report) -> dict:
+    data = {
+        "task_id": r.task_id,
+        "type": r.kind,
+        "params": r.params,
+        "status": r.status,
+        "progress": r.progress,
+        "message": r.message,
+        "result": {},
+        "attempts": r.attempts,
+        "created": r.created_at.isoformat(),
+        "finished": r.finished_at.isoformat() if r.finished_at else None,
+    }
+    if r.status == "completed":
+        data["result"] = {"url": download_url(r.task_id), "filename": r.filename}
+    return data
+
+
+def _parse_request(body: bytes) -> tuple[str, dict] | str:
+    """(type, params) or an error message for the 400."""
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        return "the body must be JSON"
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return f'send {{"type": ...}} with one of: {", ".join(TYPES)}'
+    kind = data["type"]
+    if kind not in TYPES:
+        return f"unknown report type {kind[:40]!r}; known types: {', '.join(TYPES)}"
+    params = {}
+    for name in TYPES[kind]:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            return f"{kind} needs {name!r} (a non-empty string)"
+        params[name] = value.strip()[:100]
+    return kind, params
+
+
+@api(["GET", "POST"])
+def reports(request):
+    me = request.identity
+    if request.method == "GET":
+        try:
+            limit = int_param(request, "limit", 20, 1, 100)
+        except ValueError as exc:
+            return json_error(400, "invalid_parameter", str(exc))
+        rows = Report.objects.filter(user_id=me.id).order_by("-id")[:limit]
+        return json_response({"reports": [as_dict(r) for r in rows]})
+    parsed = _parse_request(request.body)
+    if isinstance(parsed, str):
+        return json_error(400, "invalid_report", parsed)
+    kind, params = parsed
+    # The record first, under the id Celery will use: the task, the status API and the
+    # download check all find the owner there.
+    report = Report.objects.create(task_id=str(uuid.uuid4()), user_id=me.id, kind=kind, params=params)
+    generate_report.apply_async((report.pk,), task_id=report.task_id)
+    return json_response(
+        {"task_id": report.task_id, "status": "pending", "status_url": f"/api/reports/{report.task_id}/"}, status=202
+    )
+
+
+def _own(request, task_id: str) -> Report | None:
+    # Someone else's report answers exactly like a missing one.
+    return Report.objects.filter(task_id=task_id, user_id=request.identity.id).first()
+
+
+@api(["GET"])
+def report(request, task_id: str):
+    r = _own(request, task_id)
+    if r is None:
+        return json_error(404, "not_found", "no such report")
+    return json_response(as_dict(r))
+
+
+@api(["GET"])
+def download(request, task_id: str):
+    r = _own(request, task_id)
+    if r is None:
+        return json_error(404, "not_found", "no such report")
+    if r.status != "completed":
+        return json_error(409, "not_ready", f"the report is {r.status}")
+    path = settings.REPORTS_DIR / r.task_id / r.filename
+    if not path.is_file():
+        return json_error(410, "gone", "the report file is no longer available")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=r.filename, content_type=r.content_type)
+
+
+@api(["GET"], staff=True)
+def stats(request):
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    finished = Report.objects.filter(finished_at__gte=today)
+    return json_response(
+        {
+            "running": Report.objects.filter(status__in=["pending", "started", "progress"]).count(),
+            "completed_today": finished.filter(status="completed").count(),
+            "failed_today": finished.filter(status="failed").count(),
+        }
+    )
