@@ -27,6 +27,10 @@ E2E_ENV = {
     "DASHBOARD_STATS_INTERVAL_SECONDS": "1",
     "DASHBOARD_LEASE_SECONDS": "3",
     "ALERT_WEBHOOK_SECRET": "e2e-alertmanager-secret",
+    # reports: steps paced so a kill lands mid-report; a killed worker's task comes
+    # back after 10 s (above the longest e2e report, so none runs twice while alive).
+    "REPORT_STEP_SECONDS": "0.4",
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS": "10",
 }
 
 

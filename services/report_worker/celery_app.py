@@ -19,7 +19,7 @@ from celery import Celery  # noqa: E402
 
 from switchboard.config import env, env_int  # noqa: E402
 
-app = Celery("report_worker")
+app = Celery("report_worker", set_as_current=True)
 app.conf.update(
     broker_url=env("REDIS_URL"),
     broker_transport_options={"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS")},
