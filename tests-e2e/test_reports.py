@@ -154,4 +154,8 @@ async def test_flower_is_for_staff_only(fleet, tokens):
         res = await http.get(f"{fleet.url}/flower/", headers=auth(tokens["admin"]), follow_redirects=True)
         assert res.status_code == 200 and "Flower" in res.text
         res = await http.get(f"{fleet.url}/flower/api/workers", headers=auth(tokens["admin"]))
-        assert res.status_code == 200
+        assert res.status_code == 200 and res.json(), res.text  # the worker is known to Flower
+    # Prometheus scrapes Flower's port directly: Celery task states are there.
+    port = fleet.program("report-worker-flower-0").http_port
+    metrics = httpx.get(f"http://127.0.0.1:{port}/flower/metrics", timeout=30)
+    assert metrics.status_code == 200 and "flower_events_total" in metrics.text
