@@ -57,3 +57,9 @@ def dashboard(request):
     if not request.user.is_staff:
         return render(request, "ws_gateway/forbidden.html", {"what": "The dashboard is for staff."}, status=403)
     return render(request, "ws_gateway/dashboard.html", {})
+
+
+@login_required
+def reports(request):
+    """Request reports and watch their progress live (/ws/tasks/)."""
+    return render(request, "ws_gateway/reports.html", {})

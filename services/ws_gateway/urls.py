@@ -23,5 +23,6 @@ urlpatterns = [
     path("collab/", pages.collab_documents),
     path("collab/<int:doc>/", pages.collab_editor),
     path("dashboard/", pages.dashboard, name="dashboard"),
+    path("reports/", pages.reports, name="reports"),
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
 ]
