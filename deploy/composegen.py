@@ -239,7 +239,11 @@ def scale_flags() -> list[str]:
 def nginx_conf(prefix: Path) -> str:
     # Docker's DNS answers a service name with every replica's address.
     upstreams = {svc.name: [f"{svc.name}:{HTTP_PORT}"] for svc in SERVICES}
-    return render_nginx(upstreams, "80", prefix)
+    conf = render_nginx(upstreams, "80", prefix)
+    # The address of a dead replica does not refuse, it stays silent: without a short
+    # connect timeout every request sent its way would wait 60 s before nginx tries the
+    # next replica. (nginx-proxy drops a dead container from its upstream instead.)
+    return conf.replace("    proxy_http_version 1.1;\n", "    proxy_http_version 1.1;\n    proxy_connect_timeout 2s;\n", 1)
 
 
 def prometheus() -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -68,6 +69,11 @@ class Stack:
                 return
             assert time.monotonic() < deadline, f"{service}: {states}"
             time.sleep(1)
+
+    def crash(self, container: str) -> None:
+        """SIGKILL the container's main process from the host, as a crash would."""
+        pid = int(self.docker("inspect", "--format", "{{.State.Pid}}", container))
+        os.kill(pid, signal.SIGKILL)
 
     def metric(self, container: str, name: str) -> float:
         """Sum of one metric's samples from a container's own /metrics (port 9100)."""

@@ -155,27 +155,28 @@ async def test_killing_a_gateway_replica_its_clients_reconnect_with_since_and_mi
     for c in clients:
         await c.next_of("chat_message", timeout=15)
     victim = stack.containers("ws-gateway")[0]
-    stack.docker("kill", victim)
-    await asyncio.sleep(1)
-    dropped = [c for c in clients if c.ws.close_code is not None or await _is_dead(c)]
-    assert dropped, "no socket was on the killed replica"
-    # The writer may itself have been on the victim: reconnect it too if so.
-    if writer.ws.close_code is not None or await _is_dead(writer):
-        writer = await _reconnect(stack, room, tokens["alice"], chat_seqs(writer)[-1])
-    texts = {f"k{i}": f"while away {i}" for i in range(3)}
-    await send_until_stored(writer, texts)
-    for c in dropped:
-        since = chat_seqs(c)[-1]
-        fresh = await _reconnect(stack, room, tokens["bob"], since)
-        for _ in texts:
-            await fresh.next_of("chat_message", timeout=15)
-        assert [f["client_id"] for f in fresh.frames if f["type"] == "chat_message"] == list(texts)
-        assert [f["seq"] for f in fresh.frames if f["type"] == "chat_message"] == [since + 1, since + 2, since + 3]
-        await fresh.close()
-    # The killed replica comes back (restart policy) or is started, and is healthy again.
-    if stack.docker("inspect", "--format", "{{.State.Running}}", victim).strip() != "true":
-        stack.docker("start", victim)
-    stack.wait_healthy("ws-gateway")
+    # A crash, not `docker kill`: the engine treats a kill as an operator's stop and
+    # does not apply the restart policy; a process dying on its own is restarted.
+    stack.crash(victim)
+    try:
+        await asyncio.sleep(1)
+        dropped = [c for c in clients if c.ws.close_code is not None or await _is_dead(c)]
+        assert dropped, "no socket was on the crashed replica"
+        # The writer may itself have been on the victim: reconnect it too if so.
+        if writer.ws.close_code is not None or await _is_dead(writer):
+            writer = await _reconnect(stack, room, tokens["alice"], chat_seqs(writer)[-1])
+        texts = {f"k{i}": f"while away {i}" for i in range(3)}
+        await send_until_stored(writer, texts)
+        for c in dropped:
+            since = chat_seqs(c)[-1]
+            fresh = await _reconnect(stack, room, tokens["bob"], since)
+            missed = (await fresh.next_of("history", timeout=15))["messages"]
+            assert [m["message"] for m in missed] == list(texts.values())
+            assert [m["seq"] for m in missed] == [since + 1, since + 2, since + 3]
+            await fresh.close()
+    finally:
+        # The restart policy brings the crashed replica back, healthy.
+        stack.wait_healthy("ws-gateway")
 
 
 async def _is_dead(c: Client) -> bool:
