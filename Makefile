@@ -38,6 +38,7 @@ format: venv  ## ruff format and autofix
 
 unit: venv  ## unit tests of the shared package and every service (real Redis on a free port)
 	$(BIN)/pytest services/switchboard
+	$(BIN)/pytest deploy/tests
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
@@ -67,3 +68,27 @@ nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var
+
+# ---- containers (issue 9): compose.yaml is generated from SERVICES and routes.toml.
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
+BASE_IMAGE ?= python:3.11-slim-bookworm
+SWITCHBOARD_IMAGE ?= switchboard:latest
+
+.PHONY: compose-yaml image compose-up compose-down compose-test
+
+compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml from SERVICES and routes.toml
+	$(PY) deploy/composegen.py compose > compose.yaml
+	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
+
+image:  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
+
+compose-up: image  ## docker compose up -d with the settings in .env (see .env.example)
+	$(COMPOSE) up -d
+
+compose-down:  ## stop the compose fleet (volumes kept)
+	$(COMPOSE) down
+
+compose-test: venv  ## the fleet in real containers here (local base image and stand-ins), then the smoke suite
+	PY=$(PY) bash deploy/compose/compose-test.sh

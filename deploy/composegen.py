@@ -199,13 +199,17 @@ def compose() -> str:
         out += [""] + app_service(svc.name, svc, daphne, deps, routing)
         out += healthcheck(f"http://127.0.0.1:{HTTP_PORT}/readyz")
         if svc.inbox:
-            out += [""] + app_service(
-                f"{svc.name}-inbox", svc, ["python", "-m", "django", "inbox"], deps, []
-            ) + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
+            out += (
+                [""]
+                + app_service(f"{svc.name}-inbox", svc, ["python", "-m", "django", "inbox"], deps, [])
+                + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
+            )
         for daemon in svc.daemons:
-            out += [""] + app_service(
-                f"{svc.name}-{daemon.name}", svc, ["python", "-m", "django", *daemon.command], deps, []
-            ) + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
+            out += (
+                [""]
+                + app_service(f"{svc.name}-{daemon.name}", svc, ["python", "-m", "django", *daemon.command], deps, [])
+                + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
+            )
             if daemon.copies > 1:
                 out += ["    deploy:", f"      replicas: {daemon.copies}"]
     out += [
@@ -243,7 +247,9 @@ def nginx_conf(prefix: Path) -> str:
     # The address of a dead replica does not refuse, it stays silent: without a short
     # connect timeout every request sent its way would wait 60 s before nginx tries the
     # next replica. (nginx-proxy drops a dead container from its upstream instead.)
-    return conf.replace("    proxy_http_version 1.1;\n", "    proxy_http_version 1.1;\n    proxy_connect_timeout 2s;\n", 1)
+    return conf.replace(
+        "    proxy_http_version 1.1;\n", "    proxy_http_version 1.1;\n    proxy_connect_timeout 2s;\n", 1
+    )
 
 
 def prometheus() -> str:
