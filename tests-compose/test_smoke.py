@@ -11,9 +11,9 @@ import uuid
 import httpx
 import pytest
 import websockets
-from launcher import SERVICES
 from wsclient import Client
 
+from launcher import SERVICES
 from switchboard.routes import load as load_routes
 
 NAMES = {s.name for s in SERVICES}
@@ -145,7 +145,7 @@ async def test_restarting_chat_keeps_every_socket_and_loses_no_message(stack, to
 async def test_killing_a_gateway_replica_its_clients_reconnect_with_since_and_miss_nothing(stack, tokens):
     room = new_room(stack, tokens)
     clients = []
-    for i in range(4):
+    for _ in range(4):
         c = await Client.connect(room_url(stack, room), tokens["bob"])
         await c.next_of("history", timeout=15)
         clients.append(c)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import composegen
 import pytest
-from launcher import SERVICES
 
+from launcher import SERVICES
 from switchboard.routes import load as load_routes
 
 ROOT = Path(__file__).resolve().parents[2]
