@@ -70,6 +70,7 @@ clean:  ## remove local state (databases, logs)
 	rm -rf var
 
 # ---- containers (issue 9): compose.yaml is generated from SERVICES and routes.toml.
+# The image takes the web UI's bundle from the build context, so `web` runs first.
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
 BASE_IMAGE ?= python:3.11-slim-bookworm
@@ -81,7 +82,7 @@ compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml
 	$(PY) deploy/composegen.py compose > compose.yaml
 	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
 
-image:  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
+image: web  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
 	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
 
 compose-up: image  ## docker compose up -d with the settings in .env (see .env.example)
@@ -90,5 +91,5 @@ compose-up: image  ## docker compose up -d with the settings in .env (see .env.e
 compose-down:  ## stop the compose fleet (volumes kept)
 	$(COMPOSE) down
 
-compose-test: venv  ## the fleet in real containers here (local base image and stand-ins), then the smoke suite
+compose-test: venv web  ## the fleet in real containers here (local base image and stand-ins), then the smoke suite
 	PY=$(PY) bash deploy/compose/compose-test.sh

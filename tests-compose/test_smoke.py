@@ -92,6 +92,9 @@ def test_every_http_route_answers_through_the_gateway(stack, tokens, route):
 def test_the_web_ui_and_its_assets_are_served(stack):
     page = httpx.get(f"{stack.url}/", timeout=15, follow_redirects=True)
     assert page.status_code == 200 and "<html" in page.text.lower()
+    # The editor bundle is built on the host by `make web` and shipped in the image.
+    bundle = httpx.get(f"{stack.url}/static/ws_gateway/dist/editor.js", timeout=15)
+    assert bundle.status_code == 200 and len(bundle.content) > 10_000
 
 
 async def test_a_chat_message_crosses_between_sockets_on_different_replicas(stack, tokens):
