@@ -36,12 +36,14 @@ def db_name(svc: Service) -> str:
 
 
 def virtual_paths(service: str) -> list[str]:
-    """The prefixes nginx-proxy needs for `service`: its route-table prefixes, less those
-    already covered by a shorter prefix of its own (ws-gateway's "/" covers /ws/ etc.),
-    unless another service owns a prefix in between."""
+    """The prefixes nginx-proxy needs for `service` (a routes.toml service): its
+    route-table prefixes, less those already covered by a shorter prefix of its own
+    (ws-gateway's "/" covers /ws/ etc.), unless another service owns one in between.
+    Staff-only prefixes (/flower/) are never given to nginx-proxy: it cannot make the
+    gateway's staff check (auth_request), so they stay off the public routes."""
     routes = load_routes().http
     owner = {r.prefix: r.service for r in routes}
-    mine = sorted(r.prefix for r in routes if r.service == service)
+    mine = sorted(r.prefix for r in routes if r.service == service and not r.staff_only)
     keep = []
     for p in mine:
         covering = [q for q in owner if q != p and p.startswith(q)]
@@ -49,6 +51,27 @@ def virtual_paths(service: str) -> list[str]:
         if nearest is None or owner[nearest] != service:
             keep.append(p)
     return keep
+
+
+def routing_env(route_service: str, port: int) -> list[str]:
+    """nginx-proxy's variables for the routes of `route_service`, served on `port`."""
+    paths = virtual_paths(route_service)
+    if not paths:
+        return []
+    if len(paths) == 1:
+        return [
+            "      VIRTUAL_HOST: ${SWITCHBOARD_HOST:-localhost}",
+            f"      VIRTUAL_PATH: {paths[0]}",
+            f"      VIRTUAL_PORT: '{port}'",
+        ]
+    lines = ["      VIRTUAL_HOST_MULTIPORTS: |-", "        ${SWITCHBOARD_HOST:-localhost}:"]
+    for p in paths:
+        lines += [f'          "{p}":', f"            port: {port}"]
+    return lines
+
+
+def served_prefix(route_service: str) -> str:
+    return next(r.prefix for r in load_routes().http if r.service == route_service)
 
 
 def healthcheck(url: str) -> list[str]:
@@ -73,6 +96,10 @@ def app_service(name: str, svc: Service, command: list[str], depends: list[str],
         f"      DATABASE_URL: postgres://switchboard:${{POSTGRES_PASSWORD}}@postgres:5432/{db_name(svc)}",
         f"      SERVICE_NAME: {name}",
         *extra,
+        "    volumes:",
+        # One volume per service, shared by its containers: the report files the Celery
+        # worker writes are served by the HTTP face. Its SQLite fallback would live here too.
+        f"      - {db_name(svc)}-data:/data",
         "    command: " + json.dumps(command),
         "    depends_on:",
     ]
@@ -154,7 +181,9 @@ def compose() -> str:
         "      - postgres-data:/var/lib/postgresql/data",
         "      - ./deploy/compose/postgres-init.sh:/docker-entrypoint-initdb.d/10-switchboard.sh:ro",
         "    healthcheck:",
-        '      test: ["CMD", "pg_isready", "-U", "switchboard", "-d", "postgres"]',
+        "    # Over TCP: while the init scripts run, the server listens on its socket only, so",
+        "    # a socket check would report ready before the databases exist.",
+        '      test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "switchboard", "-d", "postgres"]',
         "      interval: 5s",
         "      timeout: 3s",
         "      retries: 30",
@@ -171,14 +200,7 @@ def compose() -> str:
             ["      SEED_DEMO: ${SEED_DEMO:-0}"] if svc.seed else [],
         )
         out.insert(len(out) - 3 - 0, "    restart: 'no'")  # placed before depends_on
-        paths = virtual_paths(svc.name)
-        routing = ["      VIRTUAL_HOST: ${SWITCHBOARD_HOST:-localhost}", f"      VIRTUAL_PORT: '{HTTP_PORT}'"]
-        if len(paths) == 1:
-            routing.insert(1, f"      VIRTUAL_PATH: {paths[0]}")
-        elif paths:
-            routing = ["      VIRTUAL_HOST_MULTIPORTS: |-", "        ${SWITCHBOARD_HOST:-localhost}:"]
-            for p in paths:
-                routing += [f'          "{p}":', f"            port: {HTTP_PORT}"]
+        routing = routing_env(svc.name, HTTP_PORT)
         daphne = [
             "daphne",
             "-b",
@@ -225,6 +247,7 @@ def compose() -> str:
         '      - "127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"',
         "",
         "volumes:",
+        *[f"  {db_name(s)}-data:" for s in SERVICES],
         "  redis-data:",
         "  postgres-data:",
         "  prometheus-data:",
@@ -243,6 +266,10 @@ def scale_flags() -> list[str]:
 def nginx_conf(prefix: Path) -> str:
     # Docker's DNS answers a service name with every replica's address.
     upstreams = {svc.name: [f"{svc.name}:{HTTP_PORT}"] for svc in SERVICES}
+    for svc in SERVICES:
+        for daemon in svc.daemons:
+            if getattr(daemon, "serves", ""):
+                upstreams[daemon.serves] = [f"{svc.name}-{daemon.name}:{env_int(daemon.port_setting)}"]
     conf = render_nginx(upstreams, "80", prefix)
     # The address of a dead replica does not refuse, it stays silent: without a short
     # connect timeout every request sent its way would wait 60 s before nginx tries the
@@ -260,16 +287,15 @@ def prometheus() -> str:
         "scrape_configs:",
     ]
     for svc in SERVICES:
-        jobs = [svc.name] + ([f"{svc.name}-inbox"] if svc.inbox else [])
-        jobs += [f"{svc.name}-{d.name}" for d in svc.daemons]
-        for job in jobs:
-            lines += [
-                f"  - job_name: {job}",
-                "    dns_sd_configs:",
-                f"      - names: [{job}]",
-                "        type: A",
-                f"        port: {METRICS_PORT}",
-            ]
+        jobs = [(svc.name, METRICS_PORT, "")] + ([(f"{svc.name}-inbox", METRICS_PORT, "")] if svc.inbox else [])
+        for d in svc.daemons:
+            if getattr(d, "serves", ""):  # Flower: /metrics under its prefix, on its port
+                jobs.append((f"{svc.name}-{d.name}", env_int(d.port_setting), served_prefix(d.serves) + "metrics"))
+            else:
+                jobs.append((f"{svc.name}-{d.name}", METRICS_PORT, ""))
+        for job, port, path in jobs:
+            lines += [f"  - job_name: {job}"] + ([f"    metrics_path: {path}"] if path else [])
+            lines += ["    dns_sd_configs:", f"      - names: [{job}]", "        type: A", f"        port: {port}"]
     return "\n".join(lines) + "\n"
 
 

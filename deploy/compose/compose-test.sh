@@ -81,6 +81,9 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+# A signal (Ctrl-C, a CI timeout) exits through cleanup too: the stack and an engine
+# this run started are not left behind.
+trap "exit 130" INT TERM
 
 if [ -z "$("$DOCKER" image ls -q "$BASE_IMAGE")" ]; then
     mkdir -p "$CACHE_DIR"
