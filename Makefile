@@ -6,7 +6,7 @@ PY := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/services
 
 # Django services with unit tests, each run with its own settings.
-SERVICES := ws_gateway chat collab dashboard
+SERVICES := ws_gateway chat notification report_worker collab dashboard
 
 .PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web
 

@@ -45,6 +45,10 @@ class Daemon:
     name: str
     command: tuple[str, ...]
     copies: int = 1
+    # When the daemon serves HTTP routed by nginx: the upstream (a routes.toml service)
+    # and the setting that tells it its port.
+    serves: str = ""
+    port_setting: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,16 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
     Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
+    Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
+    Service(
+        "report-worker",
+        "report_worker.settings",
+        "report_worker.asgi:application",
+        daemons=(
+            Daemon("celery", ("celery_worker",)),
+            Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT"),
+        ),
+    ),
     Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
     # Two stats publishers: one publishes (Redis lease), the other takes over when it dies.
     Service(
@@ -202,17 +216,21 @@ class Fleet:
                 for i in range(daemon.copies):
                     metrics_port = free_port()
                     name = f"{svc.name}-{daemon.name}-{i}"
+                    env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": name}
+                    http_port = None
+                    if daemon.serves:  # serves its own /metrics on its HTTP port (Flower)
+                        http_port = metrics_port
+                        env[daemon.port_setting] = str(http_port)
+                    else:
+                        env["METRICS_PORT"] = str(metrics_port)
                     self.programs.append(
                         Program(
                             name,
-                            svc.name,
+                            daemon.serves or svc.name,
                             [py, "-m", "django", *daemon.command],
-                            env={
-                                "DJANGO_SETTINGS_MODULE": svc.settings,
-                                "METRICS_PORT": str(metrics_port),
-                                "SERVICE_NAME": name,
-                            },
-                            metrics_port=metrics_port,
+                            env=env,
+                            http_port=http_port,
+                            metrics_port=None if daemon.serves else metrics_port,
                         )
                     )
         upstreams: dict[str, list[str]] = {}

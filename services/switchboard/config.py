@@ -82,6 +82,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),
     Setting("GATEWAY_URL", "http://127.0.0.1:8080", "Where services reach each other's REST APIs (the nginx gateway)."),
+    Setting(
+        "REPORT_VISIBILITY_TIMEOUT_SECONDS",
+        "3600",
+        "A report whose worker died is delivered again after this long; keep it above the longest report.",
+    ),
+    Setting("REPORT_STEP_DELAY_SECONDS", "0", "Pause between report steps (demos and crash tests on small data)."),
+    Setting("FLOWER_PORT", "5555", "Port Flower listens on (reached through nginx at /flower/, staff only)."),
     Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1)."),
     Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx."),
     Setting("DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run."),

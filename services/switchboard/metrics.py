@@ -49,6 +49,12 @@ INBOX_LATENCY = Histogram(
 )
 INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
 
+# ------------------------------------------------------------- notification ----
+NOTIFICATIONS = Counter("switchboard_notifications_total", "Notifications stored and pushed.", ["outcome"])
+
+# ------------------------------------------------------------ report-worker ----
+REPORTS = Counter("switchboard_reports_total", "Reports finished, by type and outcome.", ["type", "outcome"])
+
 # ---------------------------------------------------------------------- chat ----
 CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])
 

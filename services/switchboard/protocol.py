@@ -80,7 +80,23 @@ class CursorMove(ClientFrame):
     position: CollabPosition
 
 
+# --------------------------------------------------------------- notifications ----
+class MarkRead(ClientFrame):
+    """Mark one of your notifications read; every tab gets the new unread_count."""
+
+    type: Literal["mark_read"]
+    notification_id: Annotated[int, Field(ge=1, le=2**62)]
+
+
+class MarkAllRead(ClientFrame):
+    """Mark all your notifications read; every tab gets unread_count 0."""
+
+    type: Literal["mark_all_read"]
+
+
 CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
+    "notifications": {"mark_read": MarkRead, "mark_all_read": MarkAllRead},
+    "tasks": {},
     "chat": {"chat_message": ChatMessage, "typing": Typing},
     "collab": {"edit": CollabEdit, "cursor_move": CursorMove},
     # The dashboard is read-only: viewers send nothing but ping; orders and alerts
@@ -93,6 +109,8 @@ GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 SERVER_FRAMES: dict[str, tuple[str, ...]] = {
     "*": ("error", "pong"),
     "chat": ("history", "online_users", "user_join", "user_leave", "chat_message", "user_typing"),
+    "notifications": ("unread_count", "notification"),
+    "tasks": ("task_update",),
     "collab": ("document_content", "edit", "ack", "cursor", "user_joined", "user_left"),
     # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
     "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
