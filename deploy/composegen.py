@@ -227,11 +227,16 @@ def compose() -> str:
                 + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
             )
         for daemon in svc.daemons:
-            out += (
-                [""]
-                + app_service(f"{svc.name}-{daemon.name}", svc, ["python", "-m", "django", *daemon.command], deps, [])
-                + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
-            )
+            serves = getattr(daemon, "serves", "")
+            if serves:  # its own HTTP port, with its routes and its own /metrics (Flower)
+                port = env_int(daemon.port_setting)
+                extra = [f"      {daemon.port_setting}: '{port}'", *routing_env(serves, port)]
+                check = f"http://127.0.0.1:{port}{served_prefix(serves)}healthcheck"
+            else:
+                extra, check = [], f"http://127.0.0.1:{METRICS_PORT}/healthz"
+            name = f"{svc.name}-{daemon.name}"
+            out += [""] + app_service(name, svc, ["python", "-m", "django", *daemon.command], deps, extra)
+            out += healthcheck(check)
             if daemon.copies > 1:
                 out += ["    deploy:", f"      replicas: {daemon.copies}"]
     out += [
