@@ -68,7 +68,7 @@ k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, c
 k8s-render: venv  ## print an overlay as applied (OVERLAY=dev|prod), with k8s/render.py
 	@$(PY) k8s/render.py k8s/overlays/$(or $(OVERLAY),dev)
 
-prom-check: deps  ## promtool: check the Prometheus config and alert rules, run the rule unit tests
+prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, metric names in rules and dashboard
 	cd deploy/prometheus && promtool check rules alerts.yml
 	cd deploy/prometheus && promtool test rules alerts_test.yml
 	@# prometheus.yml reads its targets from files written at run time: check it
@@ -76,3 +76,4 @@ prom-check: deps  ## promtool: check the Prometheus config and alert rules, run 
 	@tmp=$$(mktemp -d) && cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml $$tmp/ && \
 		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
 		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+	$(BIN)/pytest deploy/tests
