@@ -56,7 +56,7 @@ clean:  ## remove local state (databases, logs)
 	rm -rf var
 
 # ------------------------------------------------------------ operations ----
-.PHONY: k8s-generate k8s-check k8s-render prom-check
+.PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
 
 k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
 	$(PY) k8s/generate.py
@@ -77,3 +77,8 @@ prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, 
 		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
 		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
 	$(BIN)/pytest deploy/tests
+
+prometheus: venv deps  ## Prometheus on http://127.0.0.1:9090 scraping the fleet of a running `make run`
+	$(PY) deploy/prometheus/localconfig.py var/run var/prometheus --interval 5s
+	prometheus --config.file=var/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus/data \
+		--web.listen-address=127.0.0.1:$(or $(PROMETHEUS_PORT),9090)

@@ -32,13 +32,16 @@ def gone(pid: int) -> bool:
 async def test_sigterm_closes_every_socket_with_going_away_and_clients_reconnect(fleet, tokens):
     url = f"{fleet.ws_url}/ws/chat/lobby/"
     clients = []
+    # Sockets other tests left open count in the gauges too: count ours only.
+    base0 = sample(fleet, "ws-gateway-0", "switchboard_gateway_connections", route="chat")
+    base1 = sample(fleet, "ws-gateway-1", "switchboard_gateway_connections", route="chat")
     # nginx balances round robin over both gateways: open until each holds some.
     for _ in range(40):
         c = await Client.connect(url, tokens["alice"])
         await c.next_of("history")
         clients.append(c)
-        on0 = sample(fleet, "ws-gateway-0", "switchboard_gateway_connections", route="chat")
-        on1 = sample(fleet, "ws-gateway-1", "switchboard_gateway_connections", route="chat")
+        on0 = sample(fleet, "ws-gateway-0", "switchboard_gateway_connections", route="chat") - base0
+        on1 = sample(fleet, "ws-gateway-1", "switchboard_gateway_connections", route="chat") - base1
         if len(clients) >= 6 and on0 >= 2 and on1 >= 2:
             break
     assert on0 >= 2 and on1 >= 2, (on0, on1)
