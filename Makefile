@@ -6,9 +6,9 @@ PY := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/services
 
 # Django services with unit tests, each run with its own settings.
-SERVICES := ws_gateway chat dashboard
+SERVICES := ws_gateway chat notification report_worker collab dashboard
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -23,10 +23,10 @@ $(VENV)/.installed: requirements.in requirements.lock
 deps:  ## install system programs (redis-server, nginx, chromium, prometheus) where missing
 	@bash deploy/system-deps.sh
 
-run: venv deps  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
+run: venv deps web  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
 	$(PY) deploy/launcher.py run
 
-test: venv deps lint unit k8s-check prom-check e2e  ## everything CI runs
+test: venv deps web lint unit k8s-check prom-check e2e  ## everything CI runs
 
 lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -43,8 +43,21 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
 	done
 
-e2e: venv deps  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
+e2e: venv deps web  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
+
+# ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
+WEB_COLLAB := web/collab
+EDITOR_BUNDLE := services/ws_gateway/static/ws_gateway/dist/editor.js
+
+web: $(EDITOR_BUNDLE)  ## build the collab editor bundle with esbuild (npm ci from the lock file)
+
+$(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/package-lock.json
+	cd $(WEB_COLLAB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
+	cd $(WEB_COLLAB) && npm run --silent build
 
 settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config

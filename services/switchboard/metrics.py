@@ -49,9 +49,26 @@ INBOX_LATENCY = Histogram(
 )
 INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
 
+# ------------------------------------------------------------- notification ----
+NOTIFICATIONS = Counter("switchboard_notifications_total", "Notifications stored and pushed.", ["outcome"])
+
+# ------------------------------------------------------------ report-worker ----
+REPORTS = Counter("switchboard_reports_total", "Reports finished, by type and outcome.", ["type", "outcome"])
+
 # ---------------------------------------------------------------------- chat ----
 CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])
 
+# -------------------------------------------------------------------- collab ----
+COLLAB_UPDATES = Counter(
+    "switchboard_collab_updates_total",
+    "Document updates by source (yjs, json) and outcome (stored, empty, duplicate, refused, invalid, error).",
+    ["source", "outcome"],
+)
+COLLAB_PERSIST_SECONDS = Histogram(
+    "switchboard_collab_persist_seconds", "Time to store one document update.", buckets=LATENCY_BUCKETS
+)
+COLLAB_COMPACTIONS = Counter("switchboard_collab_compactions_total", "Update logs folded into a snapshot.")
+COLLAB_LIVE_DOCS = Gauge("switchboard_collab_live_documents", "Documents held in memory by this worker.")
 # ----------------------------------------------------------------- dashboard ----
 # trigger: "interval" (the publisher's tick) or "connect" (no fresh snapshot for an
 # initial_stats). Its rate is the proof that stats cost does not grow with viewers.

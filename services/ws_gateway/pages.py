@@ -1,4 +1,6 @@
-"""The web UI's pages: login, the room list, a chat room and the staff dashboard. Plain templates and JS."""
+"""The web UI's pages: login, the room list, a chat room and the staff dashboard (plain
+templates and JS), and the collab documents list and editor (the editor is a bundle
+built from web/collab)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,16 @@ def rooms(request):
 @login_required
 def chat(request, room: str):
     return render(request, "ws_gateway/chat.html", {"room": room})
+
+
+@login_required
+def collab_documents(request):
+    return render(request, "ws_gateway/collab_documents.html", {})
+
+
+@login_required
+def collab_editor(request, doc: int):
+    return render(request, "ws_gateway/collab_editor.html", {"doc": doc})
 
 
 @login_required
