@@ -45,6 +45,10 @@ WS_TIMEOUT_SECONDS = 3600
 # Long enough for the gateway's drain (close every socket with 4000, then exit).
 GATEWAY_GRACE_SECONDS = 30
 PRE_STOP_SECONDS = 5
+# ingress-nginx calls this before a staff-only route (overlays set their namespace).
+STAFF_CHECK_URL = "http://ws-gateway.switchboard.svc.cluster.local/api/auth/check-staff/"
+# Daemons that scale with load (Celery workers); others are singletons or leased.
+AUTOSCALED_DAEMONS = {"celery"}
 
 SECURITY_CONTEXT = {
     "runAsNonRoot": True,
@@ -78,8 +82,19 @@ def secret_env(name: str, key: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": "switchboard-secrets", "key": key}}}
 
 
-def container(workload: str, service: str, settings: str, command: list[str], role: str, http: bool) -> dict:
-    ports = [{"name": "metrics", "containerPort": METRICS_PORT}]
+def container(
+    workload: str,
+    service: str,
+    settings: str,
+    command: list[str],
+    role: str,
+    http: bool,
+    health: str = "/healthz",
+    ready: str = "/readyz",
+    own_metrics: bool = True,
+) -> dict:
+    # own_metrics=False: a third-party server (Flower) with /metrics on its HTTP port.
+    ports = [{"name": "metrics", "containerPort": METRICS_PORT}] if own_metrics else []
     if http:
         ports.insert(0, {"name": "http", "containerPort": HTTP_PORT})
     # Liveness asks only "does the process answer"; readiness on /readyz also asks
@@ -103,19 +118,19 @@ def container(workload: str, service: str, settings: str, command: list[str], ro
         ],
         "ports": ports,
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": probe_port},
+            "httpGet": {"path": health, "port": probe_port},
             "periodSeconds": 10,
             "timeoutSeconds": 3,
             "failureThreshold": 3,
         },
         "readinessProbe": {
-            "httpGet": {"path": "/readyz" if http else "/healthz", "port": probe_port},
+            "httpGet": {"path": ready if http else health, "port": probe_port},
             "periodSeconds": 5,
             "timeoutSeconds": 3,
             "failureThreshold": 2,
         },
         "startupProbe": {
-            "httpGet": {"path": "/healthz", "port": probe_port},
+            "httpGet": {"path": health, "port": probe_port},
             "periodSeconds": 2,
             "failureThreshold": 30,
         },
@@ -127,7 +142,16 @@ def container(workload: str, service: str, settings: str, command: list[str], ro
     return c
 
 
-def deployment(workload: str, service: str, role: str, c: dict, replicas: int, grace: int = 20) -> dict:
+def deployment(
+    workload: str,
+    service: str,
+    role: str,
+    c: dict,
+    replicas: int,
+    grace: int = 20,
+    metrics_port: int = METRICS_PORT,
+    metrics_path: str = "/metrics",
+) -> dict:
     lab = labels(workload, service, role)
     return {
         "apiVersion": "apps/v1",
@@ -143,8 +167,8 @@ def deployment(workload: str, service: str, role: str, c: dict, replicas: int, g
                     # For Prometheus setups without the operator (kubernetes_sd + relabel).
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(METRICS_PORT),
-                        "prometheus.io/path": "/metrics",
+                        "prometheus.io/port": str(metrics_port),
+                        "prometheus.io/path": metrics_path,
                     },
                 },
                 "spec": {
@@ -159,8 +183,11 @@ def deployment(workload: str, service: str, role: str, c: dict, replicas: int, g
     }
 
 
-def service(workload: str, service_name: str, role: str, http: bool) -> dict:
-    ports = [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"}]
+def service(workload: str, service_name: str, role: str, http: bool, metrics_label: str = "true") -> dict:
+    # metrics_label "true": /metrics on the metrics port; otherwise the name of a
+    # ServiceMonitor endpoint with its own path (Flower: /flower/metrics on http).
+    target = "metrics" if metrics_label == "true" else "http"
+    ports = [{"name": "metrics", "port": METRICS_PORT, "targetPort": target}]
     if http:
         ports.insert(0, {"name": "http", "port": 80, "targetPort": "http"})
     return {
@@ -168,7 +195,7 @@ def service(workload: str, service_name: str, role: str, http: bool) -> dict:
         "kind": "Service",
         "metadata": {
             "name": workload,
-            "labels": {**labels(workload, service_name, role), "switchboard.io/metrics": "true"},
+            "labels": {**labels(workload, service_name, role), "switchboard.io/metrics": metrics_label},
         },
         "spec": {"selector": {"app.kubernetes.io/name": workload}, "ports": ports},
     }
@@ -246,33 +273,59 @@ def workloads() -> list[dict]:
                     "autoscale": True,
                 }
             )
-        for d in getattr(svc, "daemons", ()):
-            out.append(
-                {
-                    "name": f"{svc.name}-{d.name}",
-                    "service": svc.name,
-                    "role": "worker",
-                    "http": False,
-                    "command": ["python", "-m", "django", *d.command],
-                    "settings": svc.settings,
-                    "replicas": d.copies,
-                    "autoscale": False,
+        for d in svc.daemons:
+            w = {
+                "name": f"{svc.name}-{d.name}",
+                "service": svc.name,
+                "role": "worker",
+                "http": False,
+                "command": ["python", "-m", "django", *d.command],
+                "settings": svc.settings,
+                "replicas": d.copies,
+                "autoscale": d.name in AUTOSCALED_DAEMONS,
+            }
+            if d.serves:
+                # A third-party HTTP server (Flower) routed under /<serves>/: its
+                # health and metrics live under that prefix, on its HTTP port.
+                prefix = route_prefix(d.serves)
+                w |= {
+                    "role": "http",
+                    "http": True,
+                    "serves": d.serves,
+                    "health": prefix + "healthcheck",
+                    "metrics_path": prefix + "metrics",
+                    "env": {d.port_setting: str(HTTP_PORT)},
                 }
-            )
+            out.append(w)
     return out
+
+
+def route_prefix(upstream: str) -> str:
+    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
+    return next(r["prefix"] for r in table["http"] if r["service"] == upstream)
 
 
 def workload_docs() -> list[dict]:
     docs = []
     for w in workloads():
-        c = container(w["name"], w["service"], w["settings"], w["command"], w["role"], w["http"])
+        third_party = "serves" in w
+        health = w.get("health", "/healthz")
+        c = container(
+            w["name"], w["service"], w["settings"], w["command"], w["role"], w["http"],
+            health=health, ready="/readyz" if not third_party else health, own_metrics=not third_party,
+        )  # fmt: skip
+        for name, value in w.get("env", {}).items():
+            c["env"].append({"name": name, "value": value})
+        if third_party:
+            c["env"] = [e for e in c["env"] if e["name"] != "METRICS_PORT"]
         grace = GATEWAY_GRACE_SECONDS if w["role"] == "gateway" else 20
         if w["role"] == "gateway":
             # The endpoint removal takes a few seconds to reach ingress-nginx: keep
             # serving until then, so no new socket lands on a pod that is draining.
             c["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
-        docs.append(deployment(w["name"], w["service"], w["role"], c, w["replicas"], grace))
-        docs.append(service(w["name"], w["service"], w["role"], w["http"]))
+        metrics = (HTTP_PORT, w["metrics_path"]) if third_party else (METRICS_PORT, "/metrics")
+        docs.append(deployment(w["name"], w["service"], w["role"], c, w["replicas"], grace, *metrics))
+        docs.append(service(w["name"], w["service"], w["role"], w["http"], w.get("serves", "true")))
         if w["replicas"] > 1 or w["autoscale"]:
             docs.append(pdb(w["name"]))
         if w["autoscale"]:
@@ -280,40 +333,88 @@ def workload_docs() -> list[dict]:
     return docs
 
 
-def ingress() -> dict:
-    """The route table's [[http]] prefixes, to the same services nginx routes them to."""
-    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
-    by_name = {w["service"]: w["name"] for w in workloads() if w["http"]}
-    paths = [
+def service_monitors() -> list[dict]:
+    """One ServiceMonitor for our own /metrics ports, one per third-party server."""
+    endpoints = {"true": ("metrics", "/metrics")}
+    for w in workloads():
+        if "serves" in w:
+            endpoints[w["serves"]] = ("metrics", w["metrics_path"])
+    return [
         {
-            "path": r["prefix"],
-            "pathType": "Prefix",
-            "backend": {"service": {"name": by_name[r["service"]], "port": {"name": "http"}}},
-        }
-        for r in table["http"]
-    ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {
-            "name": "switchboard",
-            "labels": PART_OF,
-            "annotations": {
-                # WebSockets: ingress-nginx upgrades by itself; these keep idle sockets
-                # open (its 60 s default would cut them between pings) and stream frames.
-                "nginx.ingress.kubernetes.io/proxy-read-timeout": str(WS_TIMEOUT_SECONDS),
-                "nginx.ingress.kubernetes.io/proxy-send-timeout": str(WS_TIMEOUT_SECONDS),
-                "nginx.ingress.kubernetes.io/proxy-buffering": "off",
-                "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
-                # /metrics is never routed: Prometheus scrapes pods on their metrics port.
-                "nginx.ingress.kubernetes.io/server-snippet": "location /metrics { return 404; }",
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "switchboard" if value == "true" else f"switchboard-{value}", "labels": PART_OF},
+            "spec": {
+                "selector": {"matchLabels": {"switchboard.io/metrics": value}},
+                "endpoints": [
+                    {
+                        "port": port,
+                        "path": path,
+                        "interval": "15s",
+                        # The same labels as the local fleet's scrape config.
+                        "relabelings": [
+                            {
+                                "sourceLabels": ["__meta_kubernetes_pod_label_switchboard_io_service"],
+                                "targetLabel": "service",
+                            },
+                            {
+                                "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                                "targetLabel": "job",
+                            },
+                            {"sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "instance"},
+                        ],
+                    }
+                ],
             },
-        },
-        "spec": {
-            "ingressClassName": "nginx",
-            "rules": [{"http": {"paths": paths}}],
-        },
+        }
+        for value, (port, path) in endpoints.items()
+    ]
+
+
+def ingress() -> list[dict]:
+    """The route table's [[http]] prefixes, to the same services nginx routes them to;
+    staff-only prefixes in a second Ingress that asks ws-gateway first, as nginx's
+    auth_request does locally."""
+    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
+    by_name = {w.get("serves", w["service"]): w["name"] for w in workloads() if w["http"]}
+    common = {
+        # WebSockets: ingress-nginx upgrades by itself; these keep idle sockets open
+        # (its 60 s default would cut them between pings) and stream frames.
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": str(WS_TIMEOUT_SECONDS),
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": str(WS_TIMEOUT_SECONDS),
+        "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "2m",
     }
+    out = []
+    for staff in (False, True):
+        paths = [
+            {
+                "path": r["prefix"],
+                "pathType": "Prefix",
+                # Always the `http` port: metrics ports are never behind the Ingress.
+                "backend": {"service": {"name": by_name[r["service"]], "port": {"name": "http"}}},
+            }
+            for r in table["http"]
+            if bool(r.get("staff_only")) == staff
+        ]
+        if not paths:
+            continue
+        annotations = dict(common)
+        if staff:
+            annotations["nginx.ingress.kubernetes.io/auth-url"] = STAFF_CHECK_URL
+        out.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {
+                    "name": "switchboard-staff" if staff else "switchboard",
+                    "labels": PART_OF,
+                    "annotations": annotations,
+                },
+                "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": paths}}]},
+            }
+        )
+    return out
 
 
 def network_policies() -> list[dict]:
@@ -436,7 +537,7 @@ def config_map() -> dict:
 
 FILES = {
     "workloads.yaml": workload_docs,
-    "ingress.yaml": lambda: [ingress()],
+    "ingress.yaml": ingress,
     "networkpolicies.yaml": network_policies,
     "migrate-jobs.yaml": migrate_jobs,
     "configmap.yaml": lambda: [config_map()],
@@ -500,6 +601,9 @@ def render() -> dict[str, str]:
     )
     out["../overlays/dev/secret.yaml"] = dev_header + yaml.safe_dump(dev_secret(), sort_keys=False)
     out["../overlays/dev/postgres-init.yaml"] = dev_header + yaml.safe_dump(dev_databases(), sort_keys=False)
+    out["../components/monitoring/servicemonitor.yaml"] = HEADER + yaml.safe_dump_all(
+        service_monitors(), sort_keys=False
+    )
     out["../components/monitoring/prometheusrule.yaml"] = HEADER.replace(
         "SERVICES and gateway/routes.toml", "deploy/prometheus/alerts.yml"
     ) + yaml.safe_dump(prometheus_rule(), sort_keys=False)

@@ -6,6 +6,7 @@ connections by route, and the rate and count of chat messages."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import time
@@ -13,7 +14,7 @@ import uuid
 
 import httpx
 import pytest
-from localconfig import write
+from localconfig import third_party_metrics, write
 from wsclient import Client
 
 from launcher import free_port
@@ -102,7 +103,8 @@ async def test_prometheus_scrapes_every_process_and_loads_the_rules(prometheus, 
         assert time.time() < deadline, f"targets not up: {down}"
         await asyncio.sleep(0.5)
     scraped = {t["labels"]["instance"] for t in targets}
-    assert scraped == {p.name for p in fleet.programs if p.metrics_port}
+    ports = json.loads((fleet.run_dir / "ports.json").read_text())
+    assert scraped == {p.name for p in fleet.programs if p.metrics_port} | set(third_party_metrics(ports))
     jobs = {t["labels"]["job"] for t in targets}
     assert {"ws-gateway", "chat-http", "chat-inbox"} <= jobs
     rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]

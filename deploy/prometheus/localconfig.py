@@ -28,19 +28,40 @@ def job_of(program: str) -> str:
     return re.sub(r"-\d+$", "", program)
 
 
-def target_groups(ports: dict, services: dict[str, str]) -> list[dict]:
-    """ports: ports.json; services: program name -> owning service."""
+def target_groups(ports: dict, services: dict[str, str], http_metrics: dict[str, str] | None = None) -> list[dict]:
+    """ports: ports.json; services: program name -> owning service; http_metrics:
+    program name -> metrics path on its HTTP port, for third-party servers (Flower)."""
+    http_metrics = http_metrics or {}
     groups = []
     for name, p in sorted(ports.items()):
-        if not p.get("metrics"):
-            continue
-        groups.append(
-            {
-                "targets": [f"127.0.0.1:{p['metrics']}"],
-                "labels": {"job": job_of(name), "service": services.get(name, ""), "instance": name},
-            }
-        )
+        labels = {"job": job_of(name), "service": services.get(name, ""), "instance": name}
+        if p.get("metrics"):
+            groups.append({"targets": [f"127.0.0.1:{p['metrics']}"], "labels": labels})
+        elif name in http_metrics and p.get("http"):
+            labels["__metrics_path__"] = http_metrics[name]
+            groups.append({"targets": [f"127.0.0.1:{p['http']}"], "labels": labels})
     return groups
+
+
+def third_party_metrics(ports: dict) -> dict[str, str]:
+    """Programs that are daemons serving HTTP under a route prefix (Flower under
+    /flower/): their /metrics is <prefix>metrics on that port, as the route table says."""
+    import sys
+    import tomllib
+
+    sys.path.insert(0, str(HERE.parent))
+    from launcher import SERVICES
+
+    table = tomllib.loads((HERE.parent.parent / "gateway" / "routes.toml").read_text())
+    prefixes = {r["service"]: r["prefix"] for r in table["http"]}
+    out = {}
+    for svc in SERVICES:
+        for d in svc.daemons:
+            if d.serves:
+                for name in ports:
+                    if re.fullmatch(rf"{re.escape(svc.name)}-{re.escape(d.name)}-\d+", name):
+                        out[name] = prefixes[d.serves] + "metrics"
+    return out
 
 
 def write(run_dir: Path, out: Path, interval: str = "15s", services: dict[str, str] | None = None) -> Path:
@@ -48,7 +69,8 @@ def write(run_dir: Path, out: Path, interval: str = "15s", services: dict[str, s
     if services is None:
         services = {name: _service_of(name) for name in ports}
     (out / "targets").mkdir(parents=True, exist_ok=True)
-    (out / "targets" / "fleet.json").write_text(json.dumps(target_groups(ports, services), indent=2))
+    groups = target_groups(ports, services, third_party_metrics(ports))
+    (out / "targets" / "fleet.json").write_text(json.dumps(groups, indent=2))
     shutil.copy(HERE / "alerts.yml", out / "alerts.yml")
     config = yaml.safe_load((HERE / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = interval

