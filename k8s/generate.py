@@ -25,6 +25,8 @@ BASE = ROOT / "k8s" / "base"
 sys.path.insert(0, str(ROOT / "deploy"))
 
 from launcher import SERVICES  # noqa: E402
+from switchboard.config import SETTINGS  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
 
 
 def _block_strings(dumper, value: str):
@@ -237,9 +239,15 @@ def pdb(workload: str) -> dict:
 
 
 def daphne(asgi: str) -> list[str]:
+    # As the launcher runs it: daphne's frame cap is a backstop above ws-gateway's own
+    # checks (WS_MAX_MESSAGE_BYTES, each route's max_message_bytes), which close with
+    # a clean 1009 first.
+    max_bytes = 4 * int(next(s.default for s in SETTINGS if s.name == "WS_MAX_MESSAGE_BYTES"))
+    max_bytes = max([max_bytes] + [2 * r.max_message_bytes for r in load_routes().websocket])
     return [
         "python", "-m", "daphne", "-b", "0.0.0.0", "-p", str(HTTP_PORT),
-        "--ping-interval", "20", "--ping-timeout", "30", "--proxy-headers", asgi,
+        "--ping-interval", "20", "--ping-timeout", "30",
+        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
     ]  # fmt: skip
 
 
