@@ -118,8 +118,12 @@ def test_every_launcher_process_runs_in_every_overlay(rendered, tmp_path):
             # Same program: the launcher's command minus its local interpreter and ports.
             assert c["command"][-1] == p.command[-1], (kind, c["command"], p.command)
             # daphne with the same options (pings, frame cap, proxy headers) as locally.
-            launcher_flags = {(a, b) for a, b in zip(p.command, p.command[1:] + [""]) if a.startswith("--")}
-            k8s_flags = {(a, b) for a, b in zip(c["command"], c["command"][1:] + [""]) if a.startswith("--")}
+            launcher_flags = {
+                (a, b) for a, b in zip(p.command, p.command[1:] + [""], strict=True) if a.startswith("--")
+            }
+            k8s_flags = {
+                (a, b) for a, b in zip(c["command"], c["command"][1:] + [""], strict=True) if a.startswith("--")
+            }
             assert k8s_flags == launcher_flags, (kind, k8s_flags ^ launcher_flags)
             if p.metrics_port:
                 assert any(port["name"] == "metrics" for port in c["ports"])
