@@ -8,17 +8,19 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import render
 import yaml
-from conftest import K8S, OVERLAYS
 
 from launcher import SERVICES, Fleet
 from switchboard.config import SETTINGS
 from ws_gateway.drain import DRAIN_SECONDS
 
+K8S = Path(__file__).resolve().parents[1]
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
 ROOT = K8S.parent
 KUBE_VERSION = "1.32.0"  # oldest Kubernetes minor we support
 # Custom resources of the Prometheus Operator: no schema in kubernetes-validate.
