@@ -34,6 +34,9 @@ from wsproto_min import WSClient  # noqa: E402
 from switchboard.tokens import Identity, issue  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# client_id prefix of this run: Switchboard stores a (user, client_id) once, so a rerun
+# with the same ids would be answered as resends (to the sender only).
+RUN = os.urandom(4).hex()
 
 
 # ----------------------------------------------------------------- targets ----
@@ -41,6 +44,7 @@ class Target:
     """How one server spells the same chat. parse() returns (kind, message text)."""
 
     name = ""
+    ready_ping = False  # the route sends no first frame: a pong marks it ready
 
     def path(self, room: str) -> str:
         return f"/ws/chat/{room}/"
@@ -55,7 +59,7 @@ class Target:
         # Cheap prefix checks first: most frames in a join storm are presence frames.
         if payload.startswith(b'{"type":"chat_message"'):
             return "chat", orjson.loads(payload)["message"]
-        if payload.startswith(b'{"type":"history"'):
+        if payload.startswith((b'{"type":"history"', b'{"type":"pong"')):
             return "ready", None
         if payload.startswith(b'{"type":"error"'):
             return "error", payload.decode()
@@ -64,6 +68,17 @@ class Target:
 
 class Switchboard(Target):
     name = "switchboard"
+
+
+class SwitchboardTasks(Target):
+    """Switchboard's /ws/tasks/ route: served by ws-gateway alone (no service behind it),
+    so the idle scenario measures the gateway's own cost per socket and per connect."""
+
+    name = "switchboard"
+    ready_ping = True
+
+    def path(self, room: str) -> str:
+        return "/ws/tasks/"
 
 
 class Floor(Target):
@@ -108,7 +123,7 @@ class Peer(Target):
         return "other", None
 
 
-TARGETS = {"switchboard": Switchboard, "floor": Floor, "peer": Peer}
+TARGETS = {"switchboard": Switchboard, "switchboard-tasks": SwitchboardTasks, "floor": Floor, "peer": Peer}
 
 
 # ------------------------------------------------------------------ meters ----
@@ -224,8 +239,6 @@ class Room:
         def on_message(ws, payload):
             self.on_message(ws, payload)
 
-        proto_holder = {}
-
         def factory():
             ws = WSClient(
                 f"{self.args.host}:{self.args.port}", self.target.path(room), self.target.headers(token), on_message
@@ -233,12 +246,17 @@ class Room:
             ws.state = state
             if isinstance(self.target, Peer):
                 self.target.prepare(ws, token, room)
-            proto_holder["ws"] = ws
             return ws
 
         _, ws = await loop.create_connection(factory, self.args.host, self.args.port)
         await ws.opened
-        await asyncio.wait_for(ready, 60)
+        if self.target.ready_ping:
+            ws.send(b'{"type":"ping"}')
+        # Ready, or closed by the server (e.g. 1013 when its service is behind).
+        await asyncio.wait([ready, ws.closed], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ws.transport.abort()
+            raise RuntimeError(f"not ready; close code {ws.close_code}")
         self.sockets.append(ws)
         return ws
 
@@ -287,7 +305,7 @@ class Room:
             self.delivered.append(0)
         self.sent_at[n] = time.perf_counter()
         self.inflight += 1
-        sender.send(self.target.chat(self.message(n), f"b{n}"))
+        sender.send(self.target.chat(self.message(n), f"{RUN}-{n}"))
 
     async def drain(self, upto: int, timeout: float) -> None:
         deadline = time.perf_counter() + timeout
@@ -302,11 +320,21 @@ class Room:
 async def scenario_fanout(args, target: Target) -> dict:
     room = Room(args, target)
     meter = Meter(args.server_pid)
-    specs = [(args.room, args.uid_base + i, "receiver") for i in range(args.receivers)]
+    # Receivers are sockets of --users users (tabs): each user's first socket in a room
+    # makes Switchboard broadcast user_join and the whole online list, so a room of N
+    # distinct users costs O(N^2) frames to fill (README "Performance").
+    users = args.users or args.receivers
+    specs = [(args.room, args.uid_base + i % users, "receiver") for i in range(args.receivers)]
     specs.append((args.room, args.uid_base + args.receivers, "sender"))
     elapsed, failures = await room.open_many(specs, args.concurrency)
     storm = await room.quiet()
-    connect = {**meter.stop(), "sockets": len(specs), "failures": failures, "settle_s": round(storm, 2)}
+    connect = {
+        **meter.stop(),
+        "sockets": len(specs),
+        "failures": failures,
+        "connects_per_s": round(len(specs) / elapsed, 1),
+        "settle_s": round(storm, 2),
+    }
     sender = next(ws for ws in room.sockets if ws.state["role"] == "sender")
     room.receivers = sum(1 for ws in room.sockets if ws.state["role"] == "receiver")
 
@@ -359,6 +387,7 @@ async def scenario_fanout(args, target: Target) -> dict:
         "scenario": "fanout",
         "target": target.name,
         "receivers": room.receivers,
+        "users": users,
         "message_bytes": args.message_bytes,
         "window": args.window,
         "connect": connect,
@@ -396,7 +425,7 @@ async def scenario_roundtrip(args, target: Target) -> dict:
     for n in range(args.warmup + args.count):
         room.echo = loop.create_future()
         t = time.perf_counter()
-        ws.send(target.chat(room.message(n), f"rt{n}"))
+        ws.send(target.chat(room.message(n), f"{RUN}-rt{n}"))
         try:
             got = await asyncio.wait_for(room.echo, 5)
         except TimeoutError:
@@ -464,6 +493,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--room", default="bench")
     p.add_argument("--uid-base", type=int, default=100_000)
     p.add_argument("--receivers", type=int, default=100)
+    p.add_argument("--users", type=int, default=0, help="fan-out: distinct receiving users (0: one per socket)")
     p.add_argument("--sockets", type=int, default=1000)
     p.add_argument("--message-bytes", type=int, default=100)
     p.add_argument("--window", type=int, default=16)

@@ -44,8 +44,8 @@ CLIENT_LIMIT = 0.9
 
 SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # never a production key
 SCALES = {
-    "full": {"receivers": [100, 1000], "idle": 10_000, "duration": 5.0, "rt": 300},
-    "smoke": {"receivers": [20], "idle": 100, "duration": 1.0, "rt": 30},
+    "full": {"receivers": [100, 1000], "idle": 10_000, "duration": 5.0, "rt": 300, "users": 100},
+    "smoke": {"receivers": [20], "idle": 100, "duration": 1.0, "rt": 30, "users": 20},
 }
 # Production settings, with every rate limit far above the load: the bench measures
 # throughput, and a refused frame would look like a lost message.
@@ -80,7 +80,10 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 
 def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, timeout: float = 900) -> dict:
-    cmd = [PY, CLIENT, scenario, "--target", target, "--port", str(port), *extra]
+    adapter = "switchboard" if target.startswith("switchboard") else target
+    if adapter == "switchboard" and scenario == "idle":
+        adapter = "switchboard-tasks"  # the gateway's own route: see loadclient.SwitchboardTasks
+    cmd = [PY, CLIENT, scenario, "--target", adapter, "--port", str(port), *extra]
     if pid:
         cmd += ["--server-pid", str(pid)]
     print(f"  {target} {scenario} {' '.join(extra)}", flush=True)
@@ -114,22 +117,65 @@ def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
             str(400_000 + n * 10),
             "--duration",
             str(scale["duration"]),
+            "--users",
+            str(min(n, scale["users"])),
         )
-        time.sleep(2)
+        # The close storm goes through the service's inbox (gw.disconnect, presence):
+        # let it drain before the next scenario connects.
+        time.sleep(10 if n >= 1000 else 3)
     return out
 
 
 # ------------------------------------------------------------------ servers ----
-def run_switchboard(scale: dict, run_dir: Path) -> dict:
+def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
+    try:
+        fleet.start(wait=180)
+        create_rooms(fleet, ["bench-rt", *(f"bench-{n}" for n in scale["receivers"])])
+        gw = fleet.program("ws-gateway-0")
+        # Straight to the ws-gateway process, as the floor and the peer are reached:
+        # one Python server process against another, nginx left out of the ratio.
+        results = {"switchboard": scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
+        if uvicorn:
+            # The same ASGI app and settings under uvicorn, side by side (ARCHITECTURE.md
+            # keeps daphne unless the gain is large): a second gateway process on the
+            # same fleet, while daphne's sits idle.
+            port = free_port()
+            env = {
+                **os.environ,
+                **fleet.base_env,
+                **gw.env,
+                "SERVICE_NAME": "ws-gateway-uvicorn",
+                "METRICS_PORT": "0",
+            }
+            cmd = [PY, "-m", "uvicorn", "ws_gateway.asgi:application", "--port", str(port), "--loop", "uvloop"]
+            cmd += ["--ws", "websockets", "--ws-per-message-deflate", "false", "--log-level", "warning"]
+            cmd += ["--no-access-log", "--ws-ping-interval", "20", "--ws-ping-timeout", "30"]
+            with open(run_dir / "logs" / "ws-gateway-uvicorn.log", "w") as log:
+                proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                try:
+                    wait_port(port)
+                    results["switchboard-uvicorn"] = scenarios("switchboard-uvicorn", port, proc.pid, scale)
+                finally:
+                    proc.terminate()
+                    proc.wait(15)
+        return results
+    finally:
+        fleet.stop()
+
+
+def serve_switchboard(scale: dict, run_dir: Path) -> None:
+    """Keep a bench-configured fleet up for profiling (py-spy) until Ctrl-C."""
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
     try:
         fleet.start(wait=180)
         rooms = ["bench-rt", *(f"bench-{n}" for n in scale["receivers"]), *(f"idle-{i}" for i in range(scale["idle"]))]
         create_rooms(fleet, rooms)
-        gw = fleet.program("ws-gateway-0")
-        # Straight to the ws-gateway process, as the floor and the peer are reached:
-        # one Python server process against another, nginx left out of the ratio.
-        return scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)
+        pids = {p.name: fleet.pid(p.name) for p in fleet.programs}
+        print(json.dumps({"port": fleet.program("ws-gateway-0").http_port, "pids": pids}), flush=True)
+        # Blocked only now: the fleet's processes must not inherit a blocked SIGTERM.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         fleet.stop()
 
@@ -227,7 +273,7 @@ def rows(scale: dict) -> list[tuple[str, str, str, str]]:
         (f"fan-out {top} @half: p99 ms", f"fanout_{top}.paced.p99_ms", "low", "≤50 ms"),
         (f"fan-out {top}: lost", f"fanout_{top}.lost", "low", "0"),
         (f"fan-out {top}: duplicated", f"fanout_{top}.duplicated", "low", "0"),
-        (f"fan-out {top}: join settle s", f"fanout_{top}.connect.settle_s", "low", ""),
+        (f"fan-out {top}: connects/s (chat)", f"fanout_{top}.connect.connects_per_s", "high", ""),
         ("round trip p50 ms", "roundtrip.p50_ms", "low", ""),
         ("round trip p99 ms", "roundtrip.p99_ms", "low", ""),
         (f"idle {scale['idle']}: KB/socket", "idle.rss_per_socket_kb", "low", "≤20 KB"),
@@ -246,16 +292,16 @@ def fmt(v) -> str:
 
 
 def table(results: dict, scale: dict) -> str:
-    head = ["figure", "switchboard", "floor", "peer", "sb/floor", "sb/peer", "target"]
+    targets = [t for t in ("switchboard", "switchboard-uvicorn", "floor", "peer") if t in results]
+    names = {"switchboard-uvicorn": "sb on uvicorn"}
+    head = ["figure", *(names.get(t, t) for t in targets), "sb/floor", "sb/peer", "target"]
     lines = []
     for label, path, _better, target in rows(scale):
-        vals = [_get(results, t, path) for t in ("switchboard", "floor", "peer")]
-        cells = []
-        for t, v in zip(("switchboard", "floor", "peer"), vals, strict=True):
-            cells.append(fmt(v) + ("*" if v is not None and _client_bound(results, t, path) else ""))
+        vals = {t: _get(results, t, path) for t in targets}
+        cells = [fmt(v) + ("*" if v is not None and _client_bound(results, t, path) else "") for t, v in vals.items()]
         ratios = []
-        for ref in vals[1:]:
-            sb = vals[0]
+        sb = vals.get("switchboard")
+        for ref in (vals.get("floor"), vals.get("peer")):
             ok = isinstance(sb, int | float) and isinstance(ref, int | float) and ref
             ratios.append(f"{sb / ref:.2f}" if ok else "")
         lines.append([label, *cells, *ratios, target])
@@ -291,21 +337,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
     p.add_argument("--only", default="switchboard,floor,peer")
+    p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
+    p.add_argument("--serve", action="store_true", help="only boot Switchboard as the bench does, for profiling")
     args = p.parse_args()
     raise_nofile()
     scale = SCALES[args.scale]
     run_root = ROOT / "var" / "bench"
     shutil.rmtree(run_root, ignore_errors=True)
+    if args.serve:
+        return serve_switchboard(scale, run_root / "fleet")
     started = datetime.now(UTC)
     results: dict = {"machine": machine(), "scale": args.scale, "started": started.isoformat()}
     for target in args.only.split(","):
         print(f"== {target}", flush=True)
         t0 = time.time()
         if target == "switchboard":
-            results[target] = run_switchboard(scale, run_root / "fleet")
+            results.update(run_switchboard(scale, run_root / "fleet", args.uvicorn))
         else:
             results[target] = run_reference(target, scale, run_root / target)
-        results[target]["dashboard"] = {"queries": None}
         print(f"   {time.time() - t0:.0f} s", flush=True)
     text = table(results, scale)
     results["table"] = text
