@@ -64,6 +64,19 @@ class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
             return message.value
         return super().deserialize(message)
 
+    def queue_of(self, channel: str) -> asyncio.Queue:
+        """The local queue of a channel made by new_channel(): what receive() reads.
+
+        GatewayConsumer reads it directly and puts its client frames in it too, so a
+        socket has one queue and one task step per message (see its __call__)."""
+        return self._get_layer().channels[channel]
+
+    async def release(self, channel: str) -> None:
+        """Forget a channel and unsubscribe it: what receive() does when cancelled."""
+        layer = self._get_layer()
+        if layer.channels.pop(channel, None) is not None:
+            await layer._get_shard(channel).unsubscribe(channel)
+
     def _get_layer(self):
         # As the parent's, with the decode-once loop layer.
         loop = asyncio.get_running_loop()
