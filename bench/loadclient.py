@@ -377,7 +377,8 @@ async def scenario_fanout(args, target: Target) -> dict:
         room.send(sender, n)
         n += 1
         i += 1
-    await room.drain(n, 15)
+    # Generous: on a loaded machine a late message must not be counted as lost.
+    await room.drain(n, 60)
     paced_phase = meter.stop()
     lat = room.latencies
     expected = n * room.receivers

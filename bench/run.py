@@ -363,9 +363,13 @@ def main() -> None:
     print(f"\n* client CPU ≥ {CLIENT_LIMIT:.0%} of a core in that phase: the client may be the limit")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    for path in (RESULTS / f"{stamp}-{args.scale}.json", RESULTS / f"latest-{args.scale}.json"):
+    # Every full run is kept (the README's table cites one); smoke runs only as latest.
+    paths = [RESULTS / f"latest-{args.scale}.json"]
+    if args.scale == "full":
+        paths.append(RESULTS / f"{stamp}-{args.scale}.json")
+    for path in paths:
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"figures: {RESULTS / f'{stamp}-{args.scale}.json'}")
+    print(f"figures: {', '.join(str(p) for p in paths)}")
 
 
 if __name__ == "__main__":
