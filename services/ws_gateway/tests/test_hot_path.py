@@ -74,3 +74,22 @@ async def test_user_budget_asks_redis_once_per_lease_and_still_limits(redis_url,
     assert not allowed[-1]
     assert calls < 60  # fewer round trips than frames
     registry._heartbeat.cancel()
+
+
+def test_permessage_deflate_is_off_unless_enabled(monkeypatch):
+    from autobahn.websocket.compress import PerMessageDeflateOffer
+    from daphne.ws_protocol import WebSocketFactory
+
+    from ws_gateway import daphne_deflate
+
+    offer = [PerMessageDeflateOffer()]
+    try:
+        monkeypatch.delenv("WS_PERMESSAGE_DEFLATE", raising=False)
+        daphne_deflate.install()
+        assert WebSocketFactory(None).perMessageCompressionAccept(offer) is None
+        monkeypatch.setenv("WS_PERMESSAGE_DEFLATE", "1")
+        daphne_deflate.install()
+        assert WebSocketFactory(None).perMessageCompressionAccept(offer) is not None
+    finally:
+        monkeypatch.delenv("WS_PERMESSAGE_DEFLATE", raising=False)
+        daphne_deflate.install()
