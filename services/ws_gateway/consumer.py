@@ -70,8 +70,13 @@ class GatewayConsumer(AsyncConsumer):
         queue = layer.queue_of(self.channel_name)
 
         async def pump():
+            # Nothing follows a disconnect (ASGI); uvicorn answers every later receive()
+            # at once, so forwarding on would spin without ever yielding the loop.
             while True:
-                queue.put_nowait(await receive())
+                event = await receive()
+                queue.put_nowait(event)
+                if event["type"] == "websocket.disconnect":
+                    return
 
         pump_task = asyncio.ensure_future(pump())
         deserialize = layer.deserialize
