@@ -24,7 +24,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SWITCHBOARD_SECRET_KEY",
-        "dev-insecure-change-me",
+        "dev-insecure-key-change-me-in-production",
         "Signs sessions and access tokens; shared by every service. Set a long random value in production.",
     ),
     Setting("SWITCHBOARD_DEBUG", "0", "1 enables Django debug pages. Never in production."),
