@@ -340,6 +340,11 @@ def main() -> None:
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
     p.add_argument("--serve", action="store_true", help="only boot Switchboard as the bench does, for profiling")
     args = p.parse_args()
+
+    def stop(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")  # unwinds: every server is stopped
+
+    signal.signal(signal.SIGTERM, stop)
     raise_nofile()
     scale = SCALES[args.scale]
     run_root = ROOT / "var" / "bench"
