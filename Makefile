@@ -47,7 +47,7 @@ e2e: venv deps  ## boot the fleet with the launcher and drive it through nginx (
 	$(BIN)/pytest tests-e2e
 
 bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/results/*.json (minutes; not in test)
-	$(PY) bench/run.py --scale $${BENCH_SCALE:-full}
+	$(PY) bench/run.py --scale $${BENCH_SCALE:-full} --uvicorn
 
 bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
 	$(PY) bench/run.py --scale smoke
