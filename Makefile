@@ -6,9 +6,9 @@ PY := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/services
 
 # Django services with unit tests, each run with its own settings.
-SERVICES := ws_gateway chat
+SERVICES := ws_gateway chat notification report_worker collab dashboard
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean bench bench-smoke
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -23,10 +23,10 @@ $(VENV)/.installed: requirements.in requirements.lock
 deps:  ## install system programs (redis-server, nginx, chromium, prometheus) where missing
 	@bash deploy/system-deps.sh
 
-run: venv deps  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
+run: venv deps web  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
 	$(PY) deploy/launcher.py run
 
-test: venv deps lint unit e2e  ## everything CI runs
+test: venv deps web lint unit e2e  ## everything CI runs
 
 lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -43,7 +43,7 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
 	done
 
-e2e: venv deps  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
+e2e: venv deps web  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
 
 bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/results/*.json (minutes; not in test)
@@ -52,11 +52,24 @@ bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/re
 bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
 	$(PY) bench/run.py --scale smoke
 
+# ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
+WEB_COLLAB := web/collab
+EDITOR_BUNDLE := services/ws_gateway/static/ws_gateway/dist/editor.js
+
+web: $(EDITOR_BUNDLE)  ## build the collab editor bundle with esbuild (npm ci from the lock file)
+
+$(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/package-lock.json
+	cd $(WEB_COLLAB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
+	cd $(WEB_COLLAB) && npm run --silent build
+
 settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config
 
 nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
-	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002
+	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002 --upstream dashboard=127.0.0.1:8003
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var
