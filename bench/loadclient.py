@@ -45,6 +45,7 @@ class Target:
 
     name = ""
     ready_ping = False  # the route sends no first frame: a pong marks it ready
+    staff = False  # tokens for staff users (staff-only routes)
 
     def path(self, room: str) -> str:
         return f"/ws/chat/{room}/"
@@ -123,7 +124,22 @@ class Peer(Target):
         return "other", None
 
 
-TARGETS = {"switchboard": Switchboard, "switchboard-tasks": SwitchboardTasks, "floor": Floor, "peer": Peer}
+class SwitchboardDashboard(SwitchboardTasks):
+    """Switchboard's staff dashboard: viewers that only watch stats_update frames."""
+
+    staff = True
+
+    def path(self, room: str) -> str:
+        return "/ws/dashboard/"
+
+
+TARGETS = {
+    "switchboard": Switchboard,
+    "switchboard-tasks": SwitchboardTasks,
+    "switchboard-dashboard": SwitchboardDashboard,
+    "floor": Floor,
+    "peer": Peer,
+}
 
 
 # ------------------------------------------------------------------ meters ----
@@ -262,7 +278,7 @@ class Room:
 
     async def open_many(self, specs: list[tuple[str, int, str]], concurrency: int) -> tuple[float, int]:
         """Open every (room, uid, role); returns (seconds, failures)."""
-        tokens = [issue(Identity(uid, f"u{uid}"), ttl=86400) for _, uid, _ in specs]
+        tokens = [issue(Identity(uid, f"u{uid}", self.target.staff), ttl=86400) for _, uid, _ in specs]
         sem = asyncio.Semaphore(concurrency)
         failures = 0
 
@@ -478,11 +494,31 @@ async def scenario_idle(args, target: Target) -> dict:
     }
 
 
+async def scenario_hold(args, target: Target) -> dict:
+    """Open --sockets viewers, keep them --hold seconds, close (the runner counts the
+    server's own work meanwhile, e.g. dashboard stats computations)."""
+    room = Room(args, target)
+    elapsed, failures = await room.open_many([(args.room, args.uid_base + i, "idle") for i in range(args.sockets)], 50)
+    frames_before = room.frames
+    await asyncio.sleep(args.hold)
+    frames = room.frames - frames_before
+    opened = len(room.sockets)
+    await room.close_all()
+    return {
+        "scenario": "hold",
+        "target": target.name,
+        "sockets": opened,
+        "failures": failures,
+        "frames": frames,
+        "errors": room.errors[:5],
+    }
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-SCENARIOS = {"fanout": scenario_fanout, "roundtrip": scenario_roundtrip, "idle": scenario_idle}
+SCENARIOS = {"fanout": scenario_fanout, "roundtrip": scenario_roundtrip, "idle": scenario_idle, "hold": scenario_hold}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -503,6 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--settle", type=float, default=2.0)
+    p.add_argument("--hold", type=float, default=10.0)
     p.add_argument("--server-pid", type=int)
     args = p.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
+from switchboard.config import env  # noqa: E402
 
 PY = sys.executable
 CLIENT = str(ROOT / "bench" / "loadclient.py")
@@ -44,8 +46,24 @@ CLIENT_LIMIT = 0.9
 
 SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # never a production key
 SCALES = {
-    "full": {"receivers": [100, 1000], "idle": 10_000, "duration": 5.0, "rt": 300, "users": 100},
-    "smoke": {"receivers": [20], "idle": 100, "duration": 1.0, "rt": 30, "users": 20},
+    "full": {
+        "receivers": [100, 1000],
+        "idle": 10_000,
+        "duration": 5.0,
+        "rt": 300,
+        "users": 100,
+        "dashboard_viewers": 200,
+        "dashboard_intervals": 4,
+    },
+    "smoke": {
+        "receivers": [20],
+        "idle": 100,
+        "duration": 1.0,
+        "rt": 30,
+        "users": 20,
+        "dashboard_viewers": 20,
+        "dashboard_intervals": 2,
+    },
 }
 # Production settings, with every rate limit far above the load: the bench measures
 # throughput, and a refused frame would look like a lost message.
@@ -80,7 +98,7 @@ def wait_port(port: int, timeout: float = 30) -> None:
 
 
 def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, timeout: float = 900) -> dict:
-    adapter = "switchboard" if target.startswith("switchboard") else target
+    adapter = "switchboard" if target == "switchboard-uvicorn" else target
     if adapter == "switchboard" and scenario == "idle":
         adapter = "switchboard-tasks"  # the gateway's own route: see loadclient.SwitchboardTasks
     cmd = [PY, CLIENT, scenario, "--target", adapter, "--port", str(port), *extra]
@@ -136,6 +154,7 @@ def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
         # Straight to the ws-gateway process, as the floor and the peer are reached:
         # one Python server process against another, nginx left out of the ratio.
         results = {"switchboard": scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
+        results["switchboard"]["dashboard"] = dashboard(fleet, gw.http_port, scale)
         if uvicorn:
             # The same ASGI app and settings under uvicorn, side by side (ARCHITECTURE.md
             # keeps daphne unless the gain is large): a second gateway process on the
@@ -178,6 +197,57 @@ def serve_switchboard(scale: dict, run_dir: Path) -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         fleet.stop()
+
+
+def scrape(fleet: Fleet, metric: str) -> float:
+    """Sum of a counter over every process of the fleet that exposes it."""
+    total = 0.0
+    for p in fleet.programs:
+        if not p.metrics_port:
+            continue
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port}/metrics", timeout=5) as res:
+                text = res.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(metric + "{") or line.startswith(metric + " "):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def dashboard(fleet: Fleet, port: int, scale: dict) -> dict:
+    """Stats computations per interval with 1 and with 200 viewers (must be equal).
+
+    The dashboard computes its stats once per interval for every viewer (a publisher
+    holding a lease); each computation runs the same fixed set of queries, so counting
+    computations counts the queries."""
+    interval = float(SWITCHBOARD_ENV.get("DASHBOARD_STATS_INTERVAL_SECONDS", env("DASHBOARD_STATS_INTERVAL_SECONDS")))
+    hold = interval * scale["dashboard_intervals"]
+    out: dict = {}
+    for viewers in (1, scale["dashboard_viewers"]):
+        before = scrape(fleet, "switchboard_dashboard_stats_computations_total")
+        res = client(
+            "hold",
+            "switchboard-dashboard",
+            port,
+            None,
+            "--sockets",
+            str(viewers),
+            "--hold",
+            str(hold),
+            "--uid-base",
+            str(600_000 + viewers),
+        )
+        after = scrape(fleet, "switchboard_dashboard_stats_computations_total")
+        out[f"viewers_{viewers}"] = {
+            **res,
+            "computations": after - before,
+            "per_interval": (after - before) / (hold / interval),
+        }
+    a, b = out["viewers_1"]["per_interval"], out[f"viewers_{scale['dashboard_viewers']}"]["per_interval"]
+    out["queries"] = f"{a:.2f} vs {b:.2f}"
+    return out
 
 
 def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
@@ -278,7 +348,7 @@ def rows(scale: dict) -> list[tuple[str, str, str, str]]:
         ("round trip p99 ms", "roundtrip.p99_ms", "low", ""),
         (f"idle {scale['idle']}: KB/socket", "idle.rss_per_socket_kb", "low", "≤20 KB"),
         (f"idle {scale['idle']}: connects/s", "idle.connects_per_s", "high", "≥50% floor"),
-        ("dashboard queries 1 vs 200", "dashboard.queries", "low", "equal"),
+        (f"dashboard stats/interval 1 vs {scale['dashboard_viewers']}", "dashboard.queries", "low", "equal"),
     ]
     return out
 
