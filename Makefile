@@ -26,7 +26,7 @@ deps:  ## install system programs (redis-server, nginx, chromium, prometheus) wh
 run: venv deps web  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
 	$(PY) deploy/launcher.py run
 
-test: venv deps web lint unit e2e  ## everything CI runs
+test: venv deps web lint unit k8s-check prom-check e2e  ## everything CI runs
 
 lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -73,3 +73,31 @@ nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var
+
+# ------------------------------------------------------------ operations ----
+.PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
+
+k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
+	$(PY) k8s/generate.py
+
+k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes
+	$(PY) k8s/generate.py --check
+	$(BIN)/pytest k8s/tests
+
+k8s-render: venv  ## print an overlay as applied (OVERLAY=dev|prod), with k8s/render.py
+	@$(PY) k8s/render.py k8s/overlays/$(or $(OVERLAY),dev)
+
+prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, metric names in rules and dashboard
+	cd deploy/prometheus && promtool check rules alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
+	@# prometheus.yml reads its targets from files written at run time: check it
+	@# with one (empty) target file in a scratch copy.
+	@tmp=$$(mktemp -d) && cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml $$tmp/ && \
+		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
+		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+	$(BIN)/pytest deploy/tests
+
+prometheus: venv deps  ## Prometheus on http://127.0.0.1:9090 scraping the fleet of a running `make run`
+	$(PY) deploy/prometheus/localconfig.py var/run var/prometheus --interval 5s
+	prometheus --config.file=var/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus/data \
+		--web.listen-address=127.0.0.1:$(or $(PROMETHEUS_PORT),9090)
