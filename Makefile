@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/services
 # Django services with unit tests, each run with its own settings.
 SERVICES := ws_gateway chat notification report_worker collab dashboard
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -46,6 +46,12 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 
 e2e: venv deps web  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
+
+bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/results/*.json (minutes; not in test)
+	$(PY) bench/run.py --scale $${BENCH_SCALE:-full} --uvicorn
+
+bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
+	$(PY) bench/run.py --scale smoke
 
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
 WEB_COLLAB := web/collab

@@ -12,11 +12,14 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import daphne_close_codes, drain  # noqa: E402
+from ws_gateway import autobahn_logs, daphne_close_codes, daphne_deflate, drain, twisted_writes  # noqa: E402
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
 daphne_close_codes.install()
+daphne_deflate.install()
+autobahn_logs.install()
+twisted_writes.install()
 drain.install()  # SIGTERM closes every socket with 1001 before daphne stops
 
 application = ProtocolTypeRouter(
