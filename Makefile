@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/services
 # Django services with unit tests, each run with its own settings.
 SERVICES := ws_gateway chat collab dashboard notification report_worker
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -26,7 +26,7 @@ deps:  ## install system programs (redis-server, nginx, chromium, prometheus) wh
 run: venv deps web  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
 	$(PY) deploy/launcher.py run
 
-test: venv deps web lint unit e2e  ## everything CI runs
+test: venv deps web lint unit k8s-check prom-check e2e  ## everything CI runs
 
 lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -38,6 +38,7 @@ format: venv  ## ruff format and autofix
 
 unit: venv  ## unit tests of the shared package and every service (real Redis on a free port)
 	$(BIN)/pytest services/switchboard
+	$(BIN)/pytest deploy/tests/test_compose_config.py
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
@@ -45,6 +46,12 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 
 e2e: venv deps web  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
+
+bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/results/*.json (minutes; not in test)
+	$(PY) bench/run.py --scale $${BENCH_SCALE:-full} --uvicorn
+
+bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
+	$(PY) bench/run.py --scale smoke
 
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
 WEB_COLLAB := web/collab
@@ -67,3 +74,56 @@ nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var
+
+# ---- containers (issue 9): compose.yaml is generated from SERVICES and routes.toml.
+# The image takes the web UI's bundle from the build context, so `web` runs first.
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
+BASE_IMAGE ?= python:3.11-slim-bookworm
+SWITCHBOARD_IMAGE ?= switchboard:latest
+
+.PHONY: compose-yaml image compose-up compose-down compose-test
+
+compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml from SERVICES and routes.toml
+	$(PY) deploy/composegen.py compose > compose.yaml
+	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
+
+image: web  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
+
+compose-up: image  ## docker compose up -d with the settings in .env (see .env.example)
+	$(COMPOSE) up -d
+
+compose-down:  ## stop the compose fleet (volumes kept)
+	$(COMPOSE) down
+
+compose-test: venv web  ## the fleet in real containers here (local base image and stand-ins), then the smoke suite
+	PY=$(PY) bash deploy/compose/compose-test.sh
+
+# ------------------------------------------------------------ operations ----
+.PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
+
+k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
+	$(PY) k8s/generate.py
+
+k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes
+	$(PY) k8s/generate.py --check
+	$(BIN)/pytest k8s/tests
+
+k8s-render: venv  ## print an overlay as applied (OVERLAY=dev|prod), with k8s/render.py
+	@$(PY) k8s/render.py k8s/overlays/$(or $(OVERLAY),dev)
+
+prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, metric names in rules and dashboard
+	cd deploy/prometheus && promtool check rules alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
+	@# prometheus.yml reads its targets from files written at run time: check it
+	@# with one (empty) target file in a scratch copy.
+	@tmp=$$(mktemp -d) && cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml $$tmp/ && \
+		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
+		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+	$(BIN)/pytest deploy/tests
+
+prometheus: venv deps  ## Prometheus on http://127.0.0.1:9090 scraping the fleet of a running `make run`
+	$(PY) deploy/prometheus/localconfig.py var/run var/prometheus --interval 5s
+	prometheus --config.file=var/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus/data \
+		--web.listen-address=127.0.0.1:$(or $(PROMETHEUS_PORT),9090)

@@ -12,11 +12,15 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import daphne_close_codes  # noqa: E402
+from ws_gateway import autobahn_logs, daphne_close_codes, daphne_deflate, drain, twisted_writes  # noqa: E402
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
 daphne_close_codes.install()
+daphne_deflate.install()
+autobahn_logs.install()
+twisted_writes.install()
+drain.install()  # SIGTERM closes every socket with 1001 before daphne stops
 
 application = ProtocolTypeRouter(
     {
@@ -24,3 +28,5 @@ application = ProtocolTypeRouter(
         "websocket": GatewayConsumer.as_asgi(),
     }
 )
+# While draining, /readyz says 503 and late WebSockets are refused (ws_gateway/drain.py).
+application = drain.guard(application)

@@ -25,3 +25,9 @@ LOGIN_URL = "/login/"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_TRUSTED_ORIGINS = env_list("ALLOWED_ORIGINS")
+
+# Group messages decoded once per process, not once per member (ws_gateway/layers.py).
+CHANNEL_LAYERS = {  # noqa: F405
+    **CHANNEL_LAYERS,  # noqa: F405
+    "default": {**CHANNEL_LAYERS["default"], "BACKEND": "ws_gateway.layers.GatewayPubSubChannelLayer"},  # noqa: F405
+}

@@ -4,6 +4,7 @@ belongs to the test's event loop) and token helpers."""
 import pytest
 
 from switchboard import tokens
+from switchboard.settings_base import channel_layers as layers_config
 from ws_gateway import connections
 
 
@@ -18,3 +19,12 @@ def token_for():
         return tokens.issue(tokens.Identity(user_id, username, staff))
 
     return make
+
+
+@pytest.fixture
+def channel_layers(redis_url, settings):
+    """The shared layers, with ws-gateway's own default layer (ws_gateway/settings.py),
+    so consumer tests run the path production runs (GatewayConsumer.__call__)."""
+    settings.CHANNEL_LAYERS = layers_config(redis_url)
+    settings.CHANNEL_LAYERS["default"]["BACKEND"] = "ws_gateway.layers.GatewayPubSubChannelLayer"
+    return settings.CHANNEL_LAYERS

@@ -1,0 +1,559 @@
+"""The load client of `make bench`: many sockets in one asyncio process, one scenario per run.
+
+    python bench/loadclient.py fanout --target switchboard --port 8001 --receivers 1000
+    python bench/loadclient.py roundtrip --target floor --port 9001
+    python bench/loadclient.py idle --target peer --port 9002 --sockets 10000 --server-pid 1234
+
+It speaks the same chat to three servers (adapters below): Switchboard's chat route,
+the floor (bench/floor.py) and the peer (bench/peer.py, Socket.IO). It prints one JSON
+object with the figures and its own CPU use per phase (`client_cpu`, fraction of one
+core) and the server's when --server-pid is given: a phase where the client sits near
+1.0 measured the client, not the server, and the runner flags it.
+
+Messages carry their number in the first 9 characters and are padded to
+--message-bytes; send times stay in this process, so latency is one clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
+
+from wsproto_min import WSClient  # noqa: E402
+
+from switchboard.tokens import Identity, issue  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# client_id prefix of this run: Switchboard stores a (user, client_id) once, so a rerun
+# with the same ids would be answered as resends (to the sender only).
+RUN = os.urandom(4).hex()
+
+
+# ----------------------------------------------------------------- targets ----
+class Target:
+    """How one server spells the same chat. parse() returns (kind, message text)."""
+
+    name = ""
+    ready_ping = False  # the route sends no first frame: a pong marks it ready
+    staff = False  # tokens for staff users (staff-only routes)
+
+    def path(self, room: str) -> str:
+        return f"/ws/chat/{room}/"
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def chat(self, message: str, client_id: str) -> bytes:
+        return orjson.dumps({"type": "chat_message", "message": message, "client_id": client_id})
+
+    def parse(self, ws: WSClient, payload: bytes) -> tuple[str, str | None]:
+        # Cheap prefix checks first: most frames in a join storm are presence frames.
+        if payload.startswith(b'{"type":"chat_message"'):
+            return "chat", orjson.loads(payload)["message"]
+        if payload.startswith((b'{"type":"history"', b'{"type":"pong"')):
+            return "ready", None
+        if payload.startswith(b'{"type":"error"'):
+            return "error", payload.decode()
+        return "other", None
+
+
+class Switchboard(Target):
+    name = "switchboard"
+
+
+class SwitchboardTasks(Target):
+    """Switchboard's /ws/tasks/ route: served by ws-gateway alone (no service behind it),
+    so the idle scenario measures the gateway's own cost per socket and per connect."""
+
+    name = "switchboard"
+    ready_ping = True
+
+    def path(self, room: str) -> str:
+        return "/ws/tasks/"
+
+
+class Floor(Target):
+    """bench/floor.py: the client's frame relayed as is; a history frame marks ready."""
+
+    name = "floor"
+
+
+class Peer(Target):
+    """Socket.IO (Engine.IO v4) over a raw WebSocket: 0 open, 40 connect, 42 event, 2/3 ping."""
+
+    name = "peer"
+
+    def __init__(self):
+        self.auth: dict[int, bytes] = {}
+
+    def path(self, room: str) -> str:
+        return "/socket.io/?EIO=4&transport=websocket"
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {}
+
+    def prepare(self, ws: WSClient, token: str, room: str) -> None:
+        ws.state["auth"] = b"40" + orjson.dumps({"token": token, "room": room})
+
+    def chat(self, message: str, client_id: str) -> bytes:
+        return b"42" + orjson.dumps(["chat_message", {"message": message, "client_id": client_id}])
+
+    def parse(self, ws: WSClient, payload: bytes) -> tuple[str, str | None]:
+        if payload.startswith(b'42["chat_message"'):
+            return "chat", orjson.loads(payload[2:])[1]["message"]
+        if payload == b"2":
+            ws.send(b"3")
+            return "other", None
+        if payload.startswith(b"40"):
+            return "ready", None
+        if payload.startswith(b"0"):
+            ws.send(ws.state["auth"])
+            return "other", None
+        if payload.startswith(b"44"):
+            return "error", payload.decode()
+        return "other", None
+
+
+class SwitchboardDashboard(SwitchboardTasks):
+    """Switchboard's staff dashboard: viewers that only watch stats_update frames."""
+
+    staff = True
+
+    def path(self, room: str) -> str:
+        return "/ws/dashboard/"
+
+
+TARGETS = {
+    "switchboard": Switchboard,
+    "switchboard-tasks": SwitchboardTasks,
+    "switchboard-dashboard": SwitchboardDashboard,
+    "floor": Floor,
+    "peer": Peer,
+}
+
+
+# ------------------------------------------------------------------ meters ----
+class Meter:
+    """CPU of this process and, if known, of the server, over one phase."""
+
+    def __init__(self, server_pid: int | None):
+        self.server_pid = server_pid
+        self.start()
+
+    @staticmethod
+    def _self_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def _server_cpu(self) -> float | None:
+        if not self.server_pid:
+            return None
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError):
+            return None
+
+    def start(self) -> None:
+        self.t0, self.c0, self.s0 = time.perf_counter(), self._self_cpu(), self._server_cpu()
+
+    def stop(self) -> dict:
+        wall = time.perf_counter() - self.t0
+        out = {"wall_s": round(wall, 3), "client_cpu": round((self._self_cpu() - self.c0) / wall, 3)}
+        s1 = self._server_cpu()
+        if s1 is not None and self.s0 is not None:
+            out["server_cpu"] = round((s1 - self.s0) / wall, 3)
+        return out
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+# --------------------------------------------------------------- the room ----
+class Room:
+    """Sockets of one scenario and what they received."""
+
+    def __init__(self, args, target: Target):
+        self.args, self.target = args, target
+        self.sockets: list[WSClient] = []
+        self.last_frame = time.perf_counter()
+        self.frames = 0
+        self.errors: list[str] = []
+        # fan-out bookkeeping, indexed by message number
+        self.sent_at: list[float] = []
+        self.delivered: list[int] = []
+        self.first_send = 0.0
+        self.last_delivery = 0.0
+        self.receivers = 0
+        self.inflight = 0
+        self.done = asyncio.Event()
+        self.duplicates = 0
+        self.latencies: list[float] | None = None
+        self.echo: asyncio.Future | None = None
+
+    def on_message(self, ws: WSClient, payload: bytes) -> None:
+        now = time.perf_counter()
+        self.last_frame = now
+        self.frames += 1
+        kind, text = self.target.parse(ws, payload)
+        if kind == "chat":
+            n = int(text[:9])
+            role = ws.state["role"]
+            if role == "receiver":
+                seen: bytearray = ws.state["seen"]
+                if n >= len(seen):
+                    seen.extend(bytes(n - len(seen) + 1024))
+                if seen[n]:
+                    self.duplicates += 1
+                    return
+                seen[n] = 1
+                self.delivered[n] += 1
+                self.last_delivery = now
+                if self.latencies is not None:
+                    self.latencies.append(now - self.sent_at[n])
+                if self.delivered[n] == self.receivers:
+                    self.inflight -= 1
+                    self.done.set()
+            elif role == "echo" and self.echo is not None and not self.echo.done():
+                self.echo.set_result(now)
+        elif kind == "ready":
+            fut = ws.state.get("ready")
+            if fut is not None and not fut.done():
+                fut.set_result(now)
+        elif kind == "error":
+            self.errors.append(text[:200])
+            fut = ws.state.get("ready")
+            if fut is not None and not fut.done():
+                fut.set_exception(RuntimeError(text[:200]))
+
+    async def open_one(self, room: str, uid: int, role: str, token: str) -> WSClient:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        state = {"role": role, "ready": ready, "seen": bytearray()}
+
+        def on_message(ws, payload):
+            self.on_message(ws, payload)
+
+        def factory():
+            ws = WSClient(
+                f"{self.args.host}:{self.args.port}", self.target.path(room), self.target.headers(token), on_message
+            )
+            ws.state = state
+            if isinstance(self.target, Peer):
+                self.target.prepare(ws, token, room)
+            return ws
+
+        _, ws = await loop.create_connection(factory, self.args.host, self.args.port)
+        await ws.opened
+        if self.target.ready_ping:
+            ws.send(b'{"type":"ping"}')
+        # Ready, or closed by the server (e.g. 1013 when its service is behind).
+        await asyncio.wait([ready, ws.closed], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ws.transport.abort()
+            raise RuntimeError(f"not ready; close code {ws.close_code}")
+        self.sockets.append(ws)
+        return ws
+
+    async def open_many(self, specs: list[tuple[str, int, str]], concurrency: int) -> tuple[float, int]:
+        """Open every (room, uid, role); returns (seconds, failures)."""
+        tokens = [issue(Identity(uid, f"u{uid}", self.target.staff), ttl=86400) for _, uid, _ in specs]
+        sem = asyncio.Semaphore(concurrency)
+        failures = 0
+
+        async def one(spec, token):
+            nonlocal failures
+            async with sem:
+                try:
+                    await self.open_one(spec[0], spec[1], spec[2], token)
+                except Exception as exc:  # counted and shown: a refused socket is a finding
+                    failures += 1
+                    if len(self.errors) < 20:
+                        self.errors.append(f"connect: {exc!r}"[:200])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(s, t) for s, t in zip(specs, tokens, strict=True)))
+        return time.perf_counter() - t0, failures
+
+    async def quiet(self, gap: float = 1.0, limit: float = 300.0) -> float:
+        """Wait until no frame arrived for `gap` seconds (the join storm is over)."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - self.last_frame < gap and time.perf_counter() - t0 < limit:
+            await asyncio.sleep(0.1)
+        return time.perf_counter() - t0
+
+    async def close_all(self) -> None:
+        for ws in self.sockets:
+            ws.close()
+        if self.sockets:
+            await asyncio.wait([asyncio.ensure_future(asyncio.shield(ws.closed)) for ws in self.sockets], timeout=30)
+        self.sockets = []
+
+    # ------------------------------------------------------------ fan-out ----
+    def message(self, n: int) -> str:
+        head = f"{n:09d}|"
+        return head + "x" * max(0, self.args.message_bytes - len(head))
+
+    def send(self, sender: WSClient, n: int) -> None:
+        while len(self.sent_at) <= n:
+            self.sent_at.append(0.0)
+            self.delivered.append(0)
+        self.sent_at[n] = time.perf_counter()
+        self.inflight += 1
+        sender.send(self.target.chat(self.message(n), f"{RUN}-{n}"))
+
+    async def drain(self, upto: int, timeout: float) -> None:
+        deadline = time.perf_counter() + timeout
+        while self.inflight > 0 and time.perf_counter() < deadline:
+            self.done.clear()
+            try:
+                await asyncio.wait_for(self.done.wait(), max(0.01, deadline - time.perf_counter()))
+            except TimeoutError:
+                break
+
+
+async def scenario_fanout(args, target: Target) -> dict:
+    room = Room(args, target)
+    meter = Meter(args.server_pid)
+    # Receivers are sockets of --users users (tabs): each user's first socket in a room
+    # makes Switchboard broadcast user_join and the whole online list, so a room of N
+    # distinct users costs O(N^2) frames to fill (README "Performance").
+    users = args.users or args.receivers
+    specs = [(args.room, args.uid_base + i % users, "receiver") for i in range(args.receivers)]
+    specs.append((args.room, args.uid_base + args.receivers, "sender"))
+    elapsed, failures = await room.open_many(specs, args.concurrency)
+    storm = await room.quiet()
+    connect = {
+        **meter.stop(),
+        "sockets": len(specs),
+        "failures": failures,
+        "connects_per_s": round(len(specs) / elapsed, 1),
+        "settle_s": round(storm, 2),
+    }
+    sender = next(ws for ws in room.sockets if ws.state["role"] == "sender")
+    room.receivers = sum(1 for ws in room.sockets if ws.state["role"] == "receiver")
+
+    # 1. maximum rate, with at most `window` messages not yet delivered to everyone
+    meter.start()
+    n = 0
+    t0 = room.first_send = time.perf_counter()
+    while time.perf_counter() - t0 < args.duration:
+        while room.inflight >= args.window:
+            room.done.clear()
+            try:
+                await asyncio.wait_for(room.done.wait(), 10)
+            except TimeoutError:
+                break
+            if room.inflight >= args.window and time.perf_counter() - t0 > args.duration + 10:
+                break
+        room.send(sender, n)
+        n += 1
+        if n % args.window == 0:
+            await asyncio.sleep(0)  # let receptions run between bursts
+    await room.drain(n, 15)
+    max_phase = meter.stop()
+    max_sent = n
+    deliveries = sum(room.delivered[:max_sent])
+    span = max(1e-9, room.last_delivery - t0)
+    rate = deliveries / span
+
+    # 2. paced at half that rate: latency of every delivery
+    per_second = max(1.0, rate / max(1, room.receivers) / 2)
+    room.latencies = []
+    meter.start()
+    start_n = n
+    t0 = time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < args.duration:
+        due = t0 + i / per_second
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        room.send(sender, n)
+        n += 1
+        i += 1
+    # Generous: on a loaded machine a late message must not be counted as lost.
+    await room.drain(n, 60)
+    paced_phase = meter.stop()
+    lat = room.latencies
+    expected = n * room.receivers
+    got = sum(room.delivered[:n])
+    await room.close_all()
+    return {
+        "scenario": "fanout",
+        "target": target.name,
+        "receivers": room.receivers,
+        "users": users,
+        "message_bytes": args.message_bytes,
+        "window": args.window,
+        "connect": connect,
+        "max": {
+            **max_phase,
+            "messages": max_sent,
+            "deliveries": deliveries,
+            "deliveries_per_s": round(rate, 1),
+            "messages_per_s": round(rate / max(1, room.receivers), 2),
+        },
+        "paced": {
+            **paced_phase,
+            "messages": n - start_n,
+            "messages_per_s": round(per_second, 2),
+            "p50_ms": _ms(percentile(lat, 50)),
+            "p95_ms": _ms(percentile(lat, 95)),
+            "p99_ms": _ms(percentile(lat, 99)),
+            "samples": len(lat),
+        },
+        "lost": expected - got,
+        "duplicated": room.duplicates,
+        "errors": room.errors[:10],
+    }
+
+
+async def scenario_roundtrip(args, target: Target) -> dict:
+    room = Room(args, target)
+    await room.open_many([(args.room, args.uid_base, "echo")], 1)
+    await room.quiet(0.5, 10)
+    ws = room.sockets[0]
+    meter = Meter(args.server_pid)
+    lat: list[float] = []
+    loop = asyncio.get_running_loop()
+    timeouts = 0
+    for n in range(args.warmup + args.count):
+        room.echo = loop.create_future()
+        t = time.perf_counter()
+        ws.send(target.chat(room.message(n), f"{RUN}-rt{n}"))
+        try:
+            got = await asyncio.wait_for(room.echo, 5)
+        except TimeoutError:
+            timeouts += 1
+            continue
+        if n >= args.warmup:
+            lat.append(got - t)
+    phase = meter.stop()
+    await room.close_all()
+    return {
+        "scenario": "roundtrip",
+        "target": target.name,
+        **phase,
+        "count": len(lat),
+        "timeouts": timeouts,
+        "p50_ms": _ms(percentile(lat, 50)),
+        "p99_ms": _ms(percentile(lat, 99)),
+        "errors": room.errors[:10],
+    }
+
+
+async def scenario_idle(args, target: Target) -> dict:
+    room = Room(args, target)
+    # Warm the server's code paths and pools first, so the per-socket figure is sockets.
+    await room.open_many([(f"{args.room}-{i}", args.uid_base + i, "idle") for i in range(20)], 20)
+    await room.close_all()
+    await asyncio.sleep(2)
+    before = rss_bytes(args.server_pid) if args.server_pid else 0
+    meter = Meter(args.server_pid)
+    specs = [(f"{args.room}-{i}", args.uid_base + i, "idle") for i in range(args.sockets)]
+    elapsed, failures = await room.open_many(specs, args.concurrency)
+    phase = meter.stop()
+    await room.quiet(1.0, 60)
+    await asyncio.sleep(args.settle)
+    after = rss_bytes(args.server_pid) if args.server_pid else 0
+    opened = len(room.sockets)
+    await room.close_all()
+    return {
+        "scenario": "idle",
+        "target": target.name,
+        **phase,
+        "sockets": opened,
+        "failures": failures,
+        "connects_per_s": round(opened / elapsed, 1),
+        "rss_before": before,
+        "rss_after": after,
+        "rss_per_socket_kb": round((after - before) / max(1, opened) / 1024, 2) if args.server_pid else None,
+        "errors": room.errors[:10],
+    }
+
+
+async def scenario_hold(args, target: Target) -> dict:
+    """Open --sockets viewers, keep them --hold seconds, close (the runner counts the
+    server's own work meanwhile, e.g. dashboard stats computations)."""
+    room = Room(args, target)
+    elapsed, failures = await room.open_many([(args.room, args.uid_base + i, "idle") for i in range(args.sockets)], 50)
+    frames_before = room.frames
+    await asyncio.sleep(args.hold)
+    frames = room.frames - frames_before
+    opened = len(room.sockets)
+    await room.close_all()
+    return {
+        "scenario": "hold",
+        "target": target.name,
+        "sockets": opened,
+        "failures": failures,
+        "frames": frames,
+        "errors": room.errors[:5],
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+SCENARIOS = {"fanout": scenario_fanout, "roundtrip": scenario_roundtrip, "idle": scenario_idle, "hold": scenario_hold}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument("--target", choices=TARGETS, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--room", default="bench")
+    p.add_argument("--uid-base", type=int, default=100_000)
+    p.add_argument("--receivers", type=int, default=100)
+    p.add_argument("--users", type=int, default=0, help="fan-out: distinct receiving users (0: one per socket)")
+    p.add_argument("--sockets", type=int, default=1000)
+    p.add_argument("--message-bytes", type=int, default=100)
+    p.add_argument("--window", type=int, default=16)
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--count", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--settle", type=float, default=2.0)
+    p.add_argument("--hold", type=float, default=10.0)
+    p.add_argument("--server-pid", type=int)
+    args = p.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        import uvloop  # the client's own speed: it must not be what we measure
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    result = runner(SCENARIOS[args.scenario](args, TARGETS[args.target]()))
+    print(orjson.dumps(result).decode())
+    return result
+
+
+if __name__ == "__main__":
+    main()

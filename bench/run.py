@@ -1,0 +1,451 @@
+"""`make bench`: Switchboard, the floor and the peer, side by side, in one run.
+
+    python bench/run.py                  # full scale: 100 and 1,000 receivers, 10,000 idle sockets
+    python bench/run.py --scale smoke    # seconds: proves the harness works, numbers mean nothing
+    python bench/run.py --only switchboard,floor
+
+For each server in turn: boot it (Switchboard with deploy/launcher.py's Fleet, the
+same launcher as `make run`, with production settings and rate limits raised for the
+load; the floor and the peer on a Redis of their own), run the load client
+(bench/loadclient.py, one subprocess per scenario, so its CPU is its own), stop it.
+Then print one table and write the figures as JSON to bench/results/.
+
+Ratios from one run are the result: absolute figures on a shared 2-core machine move
+by a third between runs. A figure whose client CPU was at or above CLIENT_LIMIT of a
+core is marked `*`: the client may have been the limit there, not the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(ROOT / "services"))
+
+from launcher import Fleet, free_port, redis_server  # noqa: E402
+from switchboard.config import env  # noqa: E402
+
+PY = sys.executable
+CLIENT = str(ROOT / "bench" / "loadclient.py")
+RESULTS = ROOT / "bench" / "results"
+CLIENT_LIMIT = 0.9
+
+SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # never a production key
+SCALES = {
+    "full": {
+        "receivers": [100, 1000],
+        "idle": 10_000,
+        "duration": 5.0,
+        "rt": 300,
+        "users": 100,
+        "dashboard_viewers": 200,
+        "dashboard_intervals": 4,
+    },
+    "smoke": {
+        "receivers": [20],
+        "idle": 100,
+        "duration": 1.0,
+        "rt": 30,
+        "users": 20,
+        "dashboard_viewers": 20,
+        "dashboard_intervals": 2,
+    },
+}
+# Production settings, with every rate limit far above the load: the bench measures
+# throughput, and a refused frame would look like a lost message.
+SWITCHBOARD_ENV = {
+    "SWITCHBOARD_DEBUG": "0",
+    "LOG_LEVEL": "WARNING",
+    "SWITCHBOARD_SECRET_KEY": SECRET,
+    "RATE_USER_PER_SECOND": "1000000",
+    "RATE_USER_BURST": "1000000",
+    "RATE_CONN_PER_SECOND": "1000000",
+    "RATE_CONN_BURST": "1000000",
+    "TOKEN_TTL_SECONDS": "86400",
+}
+
+
+def raise_nofile() -> None:
+    """10,000 sockets need more descriptors than a login shell's default; children inherit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, timeout: float = 900) -> dict:
+    adapter = "switchboard" if target == "switchboard-uvicorn" else target
+    if adapter == "switchboard" and scenario == "idle":
+        adapter = "switchboard-tasks"  # the gateway's own route: see loadclient.SwitchboardTasks
+    cmd = [PY, CLIENT, scenario, "--target", adapter, "--port", str(port), *extra]
+    if pid:
+        cmd += ["--server-pid", str(pid)]
+    print(f"  {target} {scenario} {' '.join(extra)}", flush=True)
+    env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "PYTHONWARNINGS": "ignore"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    if res.returncode != 0:
+        return {"error": (res.stderr or res.stdout)[-2000:]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
+    out: dict = {}
+    out["idle"] = client(
+        "idle", target, port, pid, "--sockets", str(scale["idle"]), "--room", "idle", "--uid-base", "200000"
+    )
+    time.sleep(3)  # let the close storm finish before timing anything else
+    out["roundtrip"] = client(
+        "roundtrip", target, port, pid, "--count", str(scale["rt"]), "--room", "bench-rt", "--uid-base", "300000"
+    )
+    for n in scale["receivers"]:
+        out[f"fanout_{n}"] = client(
+            "fanout",
+            target,
+            port,
+            pid,
+            "--receivers",
+            str(n),
+            "--room",
+            f"bench-{n}",
+            "--uid-base",
+            str(400_000 + n * 10),
+            "--duration",
+            str(scale["duration"]),
+            "--users",
+            str(min(n, scale["users"])),
+        )
+        # The close storm goes through the service's inbox (gw.disconnect, presence):
+        # let it drain before the next scenario connects.
+        time.sleep(10 if n >= 1000 else 3)
+    return out
+
+
+# ------------------------------------------------------------------ servers ----
+def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
+    try:
+        fleet.start(wait=180)
+        create_rooms(fleet, ["bench-rt", *(f"bench-{n}" for n in scale["receivers"])])
+        gw = fleet.program("ws-gateway-0")
+        # Straight to the ws-gateway process, as the floor and the peer are reached:
+        # one Python server process against another, nginx left out of the ratio.
+        results = {"switchboard": scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
+        results["switchboard"]["dashboard"] = dashboard(fleet, gw.http_port, scale)
+        if uvicorn:
+            # The same ASGI app and settings under uvicorn, side by side (ARCHITECTURE.md
+            # keeps daphne unless the gain is large): a second gateway process on the
+            # same fleet, while daphne's sits idle.
+            port = free_port()
+            env = {
+                **os.environ,
+                **fleet.base_env,
+                **gw.env,
+                "SERVICE_NAME": "ws-gateway-uvicorn",
+                "METRICS_PORT": "0",
+            }
+            cmd = [PY, "-m", "uvicorn", "ws_gateway.asgi:application", "--port", str(port), "--loop", "uvloop"]
+            cmd += ["--ws", "websockets", "--ws-per-message-deflate", "false", "--log-level", "warning"]
+            cmd += ["--no-access-log", "--ws-ping-interval", "20", "--ws-ping-timeout", "30"]
+            with open(run_dir / "logs" / "ws-gateway-uvicorn.log", "w") as log:
+                proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                try:
+                    wait_port(port)
+                    results["switchboard-uvicorn"] = scenarios("switchboard-uvicorn", port, proc.pid, scale)
+                finally:
+                    proc.terminate()
+                    proc.wait(15)
+        return results
+    finally:
+        fleet.stop()
+
+
+def serve_switchboard(scale: dict, run_dir: Path) -> None:
+    """Keep a bench-configured fleet up for profiling (py-spy) until Ctrl-C."""
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
+    try:
+        fleet.start(wait=180)
+        rooms = ["bench-rt", *(f"bench-{n}" for n in scale["receivers"]), *(f"idle-{i}" for i in range(scale["idle"]))]
+        create_rooms(fleet, rooms)
+        pids = {p.name: fleet.pid(p.name) for p in fleet.programs}
+        print(json.dumps({"port": fleet.program("ws-gateway-0").http_port, "pids": pids}), flush=True)
+        # Blocked only now: the fleet's processes must not inherit a blocked SIGTERM.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        fleet.stop()
+
+
+def scrape(fleet: Fleet, metric: str) -> float:
+    """Sum of a counter over every process of the fleet that exposes it."""
+    total = 0.0
+    for p in fleet.programs:
+        if not p.metrics_port:
+            continue
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port}/metrics", timeout=5) as res:
+                text = res.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(metric + "{") or line.startswith(metric + " "):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def dashboard(fleet: Fleet, port: int, scale: dict) -> dict:
+    """Stats computations per interval with 1 and with 200 viewers (must be equal).
+
+    The dashboard computes its stats once per interval for every viewer (a publisher
+    holding a lease); each computation runs the same fixed set of queries, so counting
+    computations counts the queries."""
+    interval = float(SWITCHBOARD_ENV.get("DASHBOARD_STATS_INTERVAL_SECONDS", env("DASHBOARD_STATS_INTERVAL_SECONDS")))
+    hold = interval * scale["dashboard_intervals"]
+    out: dict = {}
+    for viewers in (1, scale["dashboard_viewers"]):
+        before = scrape(fleet, "switchboard_dashboard_stats_computations_total")
+        res = client(
+            "hold",
+            "switchboard-dashboard",
+            port,
+            None,
+            "--sockets",
+            str(viewers),
+            "--hold",
+            str(hold),
+            "--uid-base",
+            str(600_000 + viewers),
+        )
+        after = scrape(fleet, "switchboard_dashboard_stats_computations_total")
+        out[f"viewers_{viewers}"] = {
+            **res,
+            "computations": after - before,
+            "per_interval": (after - before) / (hold / interval),
+        }
+    a, b = out["viewers_1"]["per_interval"], out[f"viewers_{scale['dashboard_viewers']}"]["per_interval"]
+    out["queries"] = f"{a:.2f} vs {b:.2f}"
+    return out
+
+
+def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from chat.models import ChatRoom\n"
+        "slugs = sys.stdin.read().split()\n"
+        "ChatRoom.objects.bulk_create([ChatRoom(slug=s, name=s) for s in slugs], ignore_conflicts=True, batch_size=500)\n"
+    )
+    env = {**os.environ, **fleet.base_env, "DJANGO_SETTINGS_MODULE": "chat.settings"}
+    subprocess.run(
+        [PY, "-m", "django", "shell", "-c", code], input="\n".join(slugs), text=True, env=env, cwd=ROOT, check=True
+    )
+
+
+class Reference:
+    """The floor or the peer, on a Redis of its own."""
+
+    def __init__(self, name: str, run_dir: Path):
+        self.name, self.run_dir = name, run_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self):
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        redis_port, self.port = free_port(), free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        self._spawn(
+            [redis_server(), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            "redis",
+        )
+        wait_port(redis_port)
+        env = {"REDIS_URL": redis_url, "SWITCHBOARD_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT / "services")}
+        if self.name == "floor":
+            cmd = [PY, str(ROOT / "bench" / "floor.py"), "--port", str(self.port), "--redis", redis_url]
+        else:
+            cmd = [PY, "-m", "uvicorn", "peer:app", "--app-dir", str(ROOT / "bench"), "--port", str(self.port)]
+            cmd += ["--log-level", "warning", "--no-access-log", "--ws-per-message-deflate", "false"]
+        self.server = self._spawn(cmd, self.name, env)
+        wait_port(self.port)
+        return self
+
+    def _spawn(self, cmd: list[str], name: str, env: dict | None = None) -> subprocess.Popen:
+        log = open(self.run_dir / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=self.run_dir
+        )
+        self.procs.append(proc)
+        return proc
+
+    def __exit__(self, *exc):
+        for proc in reversed(self.procs):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_reference(name: str, scale: dict, run_dir: Path) -> dict:
+    with Reference(name, run_dir) as ref:
+        return scenarios(name, ref.port, ref.server.pid, scale)
+
+
+# -------------------------------------------------------------------- table ----
+def _get(results: dict, target: str, path: str):
+    node = results.get(target) or {}
+    for key in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _client_bound(results: dict, target: str, path: str) -> bool:
+    scenario, _, phase = path.partition(".")
+    node = (results.get(target) or {}).get(scenario) or {}
+    if phase.startswith(("max", "paced")):
+        node = node.get(phase.split(".")[0]) or {}
+    cpu = node.get("client_cpu") if isinstance(node, dict) else None
+    return cpu is not None and cpu >= CLIENT_LIMIT
+
+
+def rows(scale: dict) -> list[tuple[str, str, str, str]]:
+    """(label, path in the results, better: 'high'|'low', target)."""
+    out = []
+    for n in scale["receivers"]:
+        target = "≥50% floor, ≥2× peer" if n >= 1000 else ""
+        out.append((f"fan-out {n}: deliveries/s", f"fanout_{n}.max.deliveries_per_s", "high", target))
+    top = max(scale["receivers"])
+    out += [
+        (f"fan-out {top} @half: p50 ms", f"fanout_{top}.paced.p50_ms", "low", ""),
+        (f"fan-out {top} @half: p95 ms", f"fanout_{top}.paced.p95_ms", "low", ""),
+        (f"fan-out {top} @half: p99 ms", f"fanout_{top}.paced.p99_ms", "low", "≤50 ms"),
+        (f"fan-out {top}: lost", f"fanout_{top}.lost", "low", "0"),
+        (f"fan-out {top}: duplicated", f"fanout_{top}.duplicated", "low", "0"),
+        (f"fan-out {top}: connects/s (chat)", f"fanout_{top}.connect.connects_per_s", "high", ""),
+        ("round trip p50 ms", "roundtrip.p50_ms", "low", ""),
+        ("round trip p99 ms", "roundtrip.p99_ms", "low", ""),
+        (f"idle {scale['idle']}: KB/socket", "idle.rss_per_socket_kb", "low", "≤20 KB"),
+        (f"idle {scale['idle']}: connects/s", "idle.connects_per_s", "high", "≥50% floor"),
+        (f"dashboard stats/interval 1 vs {scale['dashboard_viewers']}", "dashboard.queries", "low", "equal"),
+    ]
+    return out
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.2f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def table(results: dict, scale: dict) -> str:
+    targets = [t for t in ("switchboard", "switchboard-uvicorn", "floor", "peer") if t in results]
+    names = {"switchboard-uvicorn": "sb on uvicorn"}
+    head = ["figure", *(names.get(t, t) for t in targets), "sb/floor", "sb/peer", "target"]
+    lines = []
+    for label, path, _better, target in rows(scale):
+        vals = {t: _get(results, t, path) for t in targets}
+        cells = [fmt(v) + ("*" if v is not None and _client_bound(results, t, path) else "") for t, v in vals.items()]
+        ratios = []
+        sb = vals.get("switchboard")
+        for ref in (vals.get("floor"), vals.get("peer")):
+            ok = isinstance(sb, int | float) and isinstance(ref, int | float) and ref
+            ratios.append(f"{sb / ref:.2f}" if ok else "")
+        lines.append([label, *cells, *ratios, target])
+    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
+
+    def line(r):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in lines]
+    return "\n".join(out)
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
+    p.add_argument("--only", default="switchboard,floor,peer")
+    p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
+    p.add_argument("--serve", action="store_true", help="only boot Switchboard as the bench does, for profiling")
+    args = p.parse_args()
+
+    def stop(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")  # unwinds: every server is stopped
+
+    signal.signal(signal.SIGTERM, stop)
+    raise_nofile()
+    scale = SCALES[args.scale]
+    run_root = ROOT / "var" / "bench"
+    shutil.rmtree(run_root, ignore_errors=True)
+    if args.serve:
+        return serve_switchboard(scale, run_root / "fleet")
+    started = datetime.now(UTC)
+    results: dict = {"machine": machine(), "scale": args.scale, "started": started.isoformat()}
+    for target in args.only.split(","):
+        print(f"== {target}", flush=True)
+        t0 = time.time()
+        if target == "switchboard":
+            results.update(run_switchboard(scale, run_root / "fleet", args.uvicorn))
+        else:
+            results[target] = run_reference(target, scale, run_root / target)
+        print(f"   {time.time() - t0:.0f} s", flush=True)
+    text = table(results, scale)
+    results["table"] = text
+    print()
+    print(text)
+    print(f"\n* client CPU ≥ {CLIENT_LIMIT:.0%} of a core in that phase: the client may be the limit")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    # Every full run is kept (the README's table cites one); smoke runs only as latest.
+    paths = [RESULTS / f"latest-{args.scale}.json"]
+    if args.scale == "full":
+        paths.append(RESULTS / f"{stamp}-{args.scale}.json")
+    for path in paths:
+        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"figures: {', '.join(str(p) for p in paths)}")
+
+
+if __name__ == "__main__":
+    main()

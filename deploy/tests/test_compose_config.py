@@ -1,0 +1,117 @@
+"""compose.yaml agrees with the fleet's two sources of truth, without Docker.
+
+The launcher's SERVICES table and gateway/routes.toml make compose.yaml (by
+deploy/composegen.py) and the stand-in gateway's nginx config. These tests fail when
+compose.yaml is stale or hand-edited, when a route would reach a different service
+through nginx-proxy (VIRTUAL_PATH) than through the generated nginx config, and when
+.env.example leaves a variable of compose.yaml undocumented.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import composegen
+import pytest
+
+from launcher import SERVICES
+from switchboard.routes import load as load_routes
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose.yaml"
+
+
+def compose_services() -> dict[str, str]:
+    """Service name -> its block of compose.yaml (the file is generated, so regular)."""
+    text = COMPOSE.read_text()
+    body = text.split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0]
+    blocks = re.split(r"^  (?=[a-z][\w-]*:$)", body, flags=re.M)
+    return {b.split(":", 1)[0]: b for b in blocks if b.strip()}
+
+
+def virtual_paths() -> dict[str, str]:
+    """VIRTUAL_PATH (and VIRTUAL_HOST_MULTIPORTS paths) -> the compose service declaring it."""
+    paths = {}
+    for name, block in compose_services().items():
+        for p in re.findall(r"^      VIRTUAL_PATH: (\S+)$", block, flags=re.M):
+            paths[p] = name
+        for p in re.findall(r'^          "(/[^"]*)":$', block, flags=re.M):
+            paths[p] = name
+    return paths
+
+
+def nginx_locations() -> dict[str, str]:
+    """location prefix -> service, from the stand-in gateway's generated config."""
+    conf = composegen.nginx_conf(Path("/var/lib/switchboard-gateway"))
+    found = re.findall(r"location (/\S*) \{\n\s+(?:auth_request \S+;\n\s+)?proxy_pass http://up_(\w+);", conf)
+    return {prefix: upstream.replace("_", "-") for prefix, upstream in found}
+
+
+def test_compose_yaml_is_generated_from_the_table_and_routes():
+    assert COMPOSE.read_text() == composegen.compose(), "compose.yaml is stale: run `make compose-yaml`"
+
+
+def test_prometheus_config_is_generated_too():
+    assert (ROOT / "deploy/compose/prometheus.yml").read_text() == composegen.prometheus()
+
+
+def route_service_of(compose_service: str) -> str:
+    """The routes.toml service a compose service serves: its own name, or what a
+    daemon `serves` (report-worker-flower serves `flower`)."""
+    for svc in SERVICES:
+        for d in svc.daemons:
+            if f"{svc.name}-{d.name}" == compose_service and getattr(d, "serves", ""):
+                return d.serves
+    return compose_service
+
+
+@pytest.mark.parametrize("route", load_routes().http, ids=lambda r: r.prefix)
+def test_each_route_reaches_the_same_service_through_nginx_proxy_and_the_generated_config(route):
+    paths = virtual_paths()
+    assert nginx_locations()[route.prefix] == route.service
+    if route.staff_only:
+        # nginx-proxy cannot ask ws-gateway whether the user is staff: never public there.
+        assert route.prefix not in paths
+        return
+    # nginx-proxy makes one location per VIRTUAL_PATH; nginx picks the longest prefix.
+    via_proxy = paths[max((p for p in paths if route.prefix.startswith(p)), key=len)]
+    assert route_service_of(via_proxy) == route.service
+
+
+def test_every_virtual_path_is_a_route_of_the_table():
+    prefixes = {r.prefix: r.service for r in load_routes().http}
+    for path, service in virtual_paths().items():
+        assert prefixes.get(path) == route_service_of(service), f"{service}: VIRTUAL_PATH {path} not in routes.toml"
+
+
+@pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.name)
+def test_every_service_of_the_table_runs_its_processes_in_compose(svc):
+    names = compose_services()
+    expected = [svc.name, f"{svc.name}-migrate"] + ([f"{svc.name}-inbox"] if svc.inbox else [])
+    expected += [f"{svc.name}-{d.name}" for d in svc.daemons]
+    for name in expected:
+        assert name in names, f"compose.yaml lacks {name}"
+        assert f"DJANGO_SETTINGS_MODULE: {svc.settings}" in names[name]
+        assert f"@postgres:5432/{composegen.db_name(svc)}\n" in names[name]
+    assert "healthcheck:" in names[svc.name] and "condition: service_healthy" in names[svc.name]
+    assert composegen.db_name(svc) in names["postgres"].split("SWITCHBOARD_DATABASES: ")[1].split("\n")[0].split(",")
+
+
+def test_no_compose_service_outside_the_table():
+    known = {"proxy", "redis", "postgres", "prometheus"}
+    for svc in SERVICES:
+        known |= {svc.name, f"{svc.name}-migrate", f"{svc.name}-inbox"} | {f"{svc.name}-{d.name}" for d in svc.daemons}
+    assert set(compose_services()) <= known
+
+
+def test_env_example_documents_every_variable_compose_reads():
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    documented = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), flags=re.M))
+    assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
+
+
+def test_only_the_gateway_publishes_a_port_and_on_loopback_by_default():
+    published = {n: b for n, b in compose_services().items() if "    ports:" in b}
+    assert set(published) <= {"proxy", "prometheus"}
+    assert '"${GATEWAY_BIND:-127.0.0.1}:' in published["proxy"]

@@ -1,0 +1,21 @@
+"""Stop autobahn from colouring debug-log arguments for every frame daphne sends.
+
+autobahn's WebSocketProtocol.sendData builds the arguments of a debug log line on each
+call (hltype/hlval, which style text with click) before the logger decides to drop it:
+about a tenth of ws-gateway's CPU when fanning out to 1,000 sockets
+(bench/profiles/gateway-fanout1000-after.txt). The helpers only decorate log text, so
+autobahn's websocket module gets plain ones. Installed once, by ws_gateway.asgi.
+"""
+
+from __future__ import annotations
+
+from autobahn.websocket import protocol
+
+
+def _plain(value):
+    return value
+
+
+def install() -> None:
+    protocol.hltype = _plain
+    protocol.hlval = _plain

@@ -1,0 +1,89 @@
+"""ws-gateway's pub/sub channel layer: a group message is decoded once, not once per member.
+
+channels_redis's RedisPubSubChannelLayer puts the raw bytes of a group message in the
+queue of every local member and msgpack-decodes them again in each member's
+receive(): a broadcast to a room of N sockets on this process costs N decodes of the
+same bytes. This subclass decodes a group message once when it arrives from Redis and
+queues the same decoded message for every member (messages to one channel are
+unchanged). The shared message is a read-only mapping, so no consumer can change what
+the others receive. Configured for ws-gateway only (ws_gateway/settings.py); services
+only publish, and publishing is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import MappingProxyType
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close
+
+
+class _Decoded:
+    """A group message already decoded; receive() returns its value as is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _DecodeOnceShard(RedisSingleShardConnection):
+    def _receive_message(self, message):
+        if message is None:
+            return
+        layer = self.channel_layer  # the per-loop layer
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        data = message["data"]
+        if name in layer.channels:
+            layer.channels[name].put_nowait(data)
+            return
+        members = layer.groups.get(name)
+        if not members:
+            return
+        decoded = _Decoded(MappingProxyType(layer.channel_layer.deserialize(data)))
+        for channel_name in members:
+            queue = layer.channels.get(channel_name)
+            if queue is not None:
+                queue.put_nowait(decoded)
+
+
+class _DecodeOnceLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shards = [_DecodeOnceShard(shard.host, self) for shard in self._shards]
+
+
+class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
+    """RedisPubSubChannelLayer whose group messages are decoded once per process."""
+
+    def deserialize(self, message):
+        if type(message) is _Decoded:
+            return message.value
+        return super().deserialize(message)
+
+    def queue_of(self, channel: str) -> asyncio.Queue:
+        """The local queue of a channel made by new_channel(): what receive() reads.
+
+        GatewayConsumer reads it directly and puts its client frames in it too, so a
+        socket has one queue and one task step per message (see its __call__)."""
+        return self._get_layer().channels[channel]
+
+    async def release(self, channel: str) -> None:
+        """Forget a channel and unsubscribe it: what receive() does when cancelled."""
+        layer = self._get_layer()
+        if layer.channels.pop(channel, None) is not None:
+            await layer._get_shard(channel).unsubscribe(channel)
+
+    def _get_layer(self):
+        # As the parent's, with the decode-once loop layer.
+        loop = asyncio.get_running_loop()
+        try:
+            layer = self._layers[loop]
+        except KeyError:
+            layer = _DecodeOnceLoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            self._layers[loop] = layer
+            _wrap_close(self, loop)
+        return layer
