@@ -45,9 +45,10 @@ class Daemon:
     name: str
     command: tuple[str, ...]
     copies: int = 1
-    # An HTTP face of its own (e.g. Flower): a free port in `port_env`, and an nginx
-    # upstream named `<service>-<name>` for routes.toml to route to.
-    port_env: str = ""
+    # An HTTP face of its own (e.g. Flower): `serves` is the routes.toml service nginx
+    # routes to it (its upstream), `port_setting` the setting that gets its free port.
+    serves: str = ""
+    port_setting: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ SERVICES: tuple[Service, ...] = (
         "report-worker",
         "report_worker.settings",
         "report_worker.asgi:application",
-        daemons=(Daemon("celery", ("celery_worker",)), Daemon("flower", ("flower",), port_env="FLOWER_PORT")),
+        daemons=(Daemon("celery", ("celery_worker",)), Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT")),
     ),
 )
 
@@ -214,17 +215,17 @@ class Fleet:
                     name = f"{svc.name}-{daemon.name}-{i}"
                     env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": name}
                     metrics_port = http_port = None
-                    if daemon.port_env:
+                    if daemon.serves:
                         # Its own HTTP server; it serves no switchboard /healthz port.
                         http_port = free_port()
-                        env[daemon.port_env] = str(http_port)
+                        env[daemon.port_setting] = str(http_port)
                     else:
                         metrics_port = free_port()
                         env["METRICS_PORT"] = str(metrics_port)
                     self.programs.append(
                         Program(
                             name,
-                            f"{svc.name}-{daemon.name}" if daemon.port_env else svc.name,
+                            daemon.serves or svc.name,
                             [py, "-m", "django", *daemon.command],
                             env=env,
                             http_port=http_port,
