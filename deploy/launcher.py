@@ -82,7 +82,10 @@ SERVICES: tuple[Service, ...] = (
         "report-worker",
         "report_worker.settings",
         "report_worker.asgi:application",
-        daemons=(Daemon("celery", ("celery_worker",)), Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT")),
+        daemons=(
+            Daemon("celery", ("celery_worker",)),
+            Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT"),
+        ),
     ),
 )
 
