@@ -12,11 +12,12 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import daphne_close_codes  # noqa: E402
+from ws_gateway import daphne_close_codes, daphne_send_bound  # noqa: E402
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
 daphne_close_codes.install()
+daphne_send_bound.install()
 
 application = ProtocolTypeRouter(
     {

@@ -1,0 +1,58 @@
+"""Bound the bytes daphne holds for one slow WebSocket client; close it with 4008.
+
+daphne writes every frame into Twisted's transport buffer, which grows without bound
+when the client stops reading (nginx and the kernel buffer first, then the gateway's
+heap). The channel layer's local queues are unbounded too (channels_redis#276), so a
+room broadcast to one stuck socket would grow the process until it dies, taking every
+other socket of the process with it.
+
+Before each send this checks the bytes the transport still holds (Twisted's
+FileDescriptor keeps them in `dataBuffer` + `_tempDataLen`); above
+WS_SEND_BUFFER_BYTES the frame is dropped and the socket is closed with 4008
+(SLOW_CONSUMER): the client reconnects with `?since=` and gets what it missed from the
+service's history, so nothing acknowledged is lost, and the process keeps at most
+about WS_SEND_BUFFER_BYTES plus one frame per socket. Installed once, by ws_gateway.asgi.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from daphne.ws_protocol import WebSocketProtocol
+
+from switchboard import metrics
+from switchboard.closecodes import CloseCode
+from switchboard.config import env_int
+
+log = logging.getLogger(__name__)
+_original = WebSocketProtocol.serverSend
+
+
+def buffered_bytes(transport) -> int:
+    """Bytes written to the transport that the kernel has not taken yet."""
+    buffer = getattr(transport, "dataBuffer", b"")
+    return len(buffer) + int(getattr(transport, "_tempDataLen", 0) or 0)
+
+
+def _server_send(self, content, binary=False):
+    if getattr(self, "_switchboard_slow", False):
+        return  # closing: drop, the client re-reads history on reconnect
+    limit = self.factory.switchboard_send_limit
+    if self.transport is not None and buffered_bytes(self.transport) > limit:
+        self._switchboard_slow = True
+        metrics.CLOSES.labels("slow_consumer", str(int(CloseCode.SLOW_CONSUMER))).inc()
+        log.warning("gateway: closing a slow client (more than %d bytes unread)", limit)
+        # The close frame queues behind what is buffered: a client that resumes
+        # reading gets its frames, then 4008. One that never reads never answers the
+        # close either, so autobahn's close handshake timeout drops the TCP connection
+        # and the buffer is freed.
+        self.sendCloseFrame(code=int(CloseCode.SLOW_CONSUMER), isReply=False)
+        return
+    _original(self, content, binary)
+
+
+def install() -> None:
+    from daphne.ws_protocol import WebSocketFactory
+
+    WebSocketFactory.switchboard_send_limit = env_int("WS_SEND_BUFFER_BYTES")
+    WebSocketProtocol.serverSend = _server_send

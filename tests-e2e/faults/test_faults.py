@@ -1,0 +1,103 @@
+"""The fault campaign: one row per fault, under a steady chat load through nginx.
+
+Table-driven: a fault is a row of FAULTS (name, the programs it needs, whether it is
+fast enough for `make test`, how to inject it). Services that have not landed yet are
+named in `needs`, and their rows skip saying what is missing; when they land, their
+programs appear in the launcher and the rows run. `make faults` runs every row
+(SWITCHBOARD_FAULTS=all), prints the table and writes it as JSON (FAULTS_JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from campaign import Report, Row, print_table, run_fault
+
+from launcher import SERVICES
+
+FULL = os.environ.get("SWITCHBOARD_FAULTS") == "all"
+REPORT = Report()
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    needs: tuple[str, ...]  # services (launcher SERVICES names) or programs it needs
+    fast: bool  # part of `make test`
+    inject: object  # async (fleet) -> note
+
+
+async def redis_restart(fleet):
+    fleet.ctl("stop", "redis")
+    await asyncio.sleep(5)
+    fleet.ctl("start", "redis")
+    return "stop, 5 s, start"
+
+
+async def chat_inbox_sigkill(fleet):
+    fleet.kill("chat-inbox", signal.SIGKILL)
+    return "supervisord restarts it"
+
+
+async def gateway_sigkill(fleet):
+    fleet.kill("ws-gateway-0", signal.SIGKILL)
+    return "clients reconnect through nginx with ?since"
+
+
+async def not_landed(fleet):  # never called: the row skips
+    raise AssertionError
+
+
+FAULTS = [
+    Fault("redis restart", ("chat",), False, redis_restart),
+    Fault("chat inbox SIGKILL", ("chat",), True, chat_inbox_sigkill),
+    Fault("ws-gateway SIGKILL", ("chat",), False, gateway_sigkill),
+    # Celery: acks_late + task_reject_on_worker_lost + a visibility timeout of seconds.
+    Fault("celery worker SIGKILL mid-report", ("report-worker",), False, not_landed),
+    # PostgreSQL restart with chat and notification on it (the campaign's own cluster).
+    Fault("postgresql restart", ("notification", "postgresql"), False, not_landed),
+]
+
+
+def _missing(needs: tuple[str, ...]) -> list[str]:
+    names = {s.name for s in SERVICES}
+    missing = [n for n in needs if n not in names and n != "postgresql"]
+    if "postgresql" in needs and not Path("/usr/lib/postgresql/15/bin/initdb").exists():
+        missing.append("postgresql (initdb)")
+    return missing
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_at_end():
+    yield
+    if not REPORT.rows:
+        return
+    table = print_table(REPORT.rows)
+    print("\n" + table)
+    out = Path(os.environ.get("FAULTS_JSON", "var/faults.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(REPORT.as_json())
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name.replace(" ", "-") for f in FAULTS])
+async def test_fault_loses_and_duplicates_no_acknowledged_message(fleet, tokens, fault):
+    missing = _missing(fault.needs)
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}, not on this branch yet")
+    if fault.inject is not_landed:
+        pytest.skip(f"{fault.name}: injection lands with {', '.join(fault.needs)}")
+    if not (fault.fast or FULL):
+        pytest.skip("full campaign only (make faults)")
+    row = await run_fault(fleet, tokens, fault.name, lambda: fault.inject(fleet))
+    REPORT.rows.append(row)
+    # The fleet is whole again before the next row.
+    fleet.wait_ready(time.time() + 60)
+    assert row.acknowledged > 0, row
+    assert (row.lost, row.duplicated) == (0, 0), row
+    assert row.delivered == row.acknowledged, row
