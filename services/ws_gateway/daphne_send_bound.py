@@ -6,8 +6,9 @@ heap). The channel layer's local queues are unbounded too (channels_redis#276), 
 room broadcast to one stuck socket would grow the process until it dies, taking every
 other socket of the process with it.
 
-Before each send this checks the bytes the transport still holds (Twisted's
-FileDescriptor keeps them in `dataBuffer` + `_tempDataLen`); above
+Before each send this checks the bytes still held for the client (Twisted's
+FileDescriptor keeps them in `dataBuffer` + `_tempDataLen`, the kernel in the socket's
+send queue); above
 WS_SEND_BUFFER_BYTES the frame is dropped and the socket is closed with 4008
 (SLOW_CONSUMER): the client reconnects with `?since=` and gets what it missed from the
 service's history, so nothing acknowledged is lost, and the process keeps at most
@@ -16,7 +17,10 @@ about WS_SEND_BUFFER_BYTES plus one frame per socket. Installed once, by ws_gate
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import struct
+import termios
 
 from daphne.ws_protocol import WebSocketProtocol
 
@@ -29,9 +33,16 @@ _original = WebSocketProtocol.serverSend
 
 
 def buffered_bytes(transport) -> int:
-    """Bytes written to the transport that the kernel has not taken yet."""
-    buffer = getattr(transport, "dataBuffer", b"")
-    return len(buffer) + int(getattr(transport, "_tempDataLen", 0) or 0)
+    """Bytes held for this client: in Twisted's buffer, plus what the kernel's send
+    queue has not had acknowledged yet (TIOCOUTQ, Linux). Counting the kernel's share
+    too closes a stuck client after the limit, not after the kernel's autotuned send
+    buffer (up to tcp_wmem's 4 MiB) has filled first."""
+    held = len(getattr(transport, "dataBuffer", b"")) + int(getattr(transport, "_tempDataLen", 0) or 0)
+    try:
+        held += struct.unpack("i", fcntl.ioctl(transport.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (AttributeError, OSError, ValueError):
+        pass  # not a socket with a send queue we can ask about; Twisted's share still counts
+    return held
 
 
 def _server_send(self, content, binary=False):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from campaign import Report, Row, print_table, run_fault
+from campaign import Report, print_table, run_fault
 
 from launcher import SERVICES
 
