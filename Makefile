@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/services
 # Django services with unit tests, each run with its own settings.
 SERVICES := ws_gateway chat
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean faults
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -45,6 +45,13 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 
 e2e: venv deps  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
+
+# The whole fault campaign: every fault row, 10,000 fuzzed frames per route (rate
+# limits raised so they reach the parser), the table printed and written as JSON.
+faults: venv deps  ## fault campaign: table of lost/duplicated messages per fault, in var/faults.json
+	SWITCHBOARD_FAULTS=all FUZZ_EXAMPLES=10000 FAULTS_JSON=$(CURDIR)/var/faults.json \
+	RATE_CONN_PER_SECOND=2000 RATE_CONN_BURST=2000 RATE_USER_PER_SECOND=4000 RATE_USER_BURST=4000 \
+		$(BIN)/pytest tests-e2e/faults -s --timeout 3600
 
 settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config

@@ -28,7 +28,7 @@ PATHS = {"/ws/chat/{room}/": "/ws/chat/lobby/"}
 async def test_a_burst_over_two_gateway_processes_is_held_to_one_user_rate(fleet, tokens):
     burst, rate = env_float("RATE_USER_BURST"), env_float("RATE_USER_PER_SECOND")
     conn_burst = int(env_float("RATE_CONN_BURST"))
-    if conn_burst * 4 <= burst:
+    if burst >= 1000:  # make faults raises every limit so fuzzed frames reach the parser
         pytest.skip("rate limits raised for this run (make faults): nothing to hold")
     gateways = [p for p in fleet.programs if p.name.startswith("ws-gateway-")]
     assert len(gateways) >= 2
