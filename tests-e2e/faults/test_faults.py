@@ -4,7 +4,7 @@ Table-driven: a fault is a row of FAULTS (name, the programs it needs, whether i
 fast enough for `make test`, how to inject it). Services that have not landed yet are
 named in `needs`, and their rows skip saying what is missing; when they land, their
 programs appear in the launcher and the rows run. `make faults` runs every row
-(SWITCHBOARD_FAULTS=all), prints the table and writes it as JSON (FAULTS_JSON).
+(SWITCHBOARD_FAULTS=all); conftest.py prints the table and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from campaign import Report, print_table, run_fault
+from campaign import run_fault
 
 from launcher import SERVICES
 
 FULL = os.environ.get("SWITCHBOARD_FAULTS") == "all"
-REPORT = Report()
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,8 @@ def _missing(needs: tuple[str, ...]) -> list[str]:
     return missing
 
 
-@pytest.fixture(scope="module", autouse=True)
-def report_at_end():
-    yield
-    if not REPORT.rows:
-        return
-    table = print_table(REPORT.rows)
-    print("\n" + table)
-    out = Path(os.environ.get("FAULTS_JSON", "var/faults.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(REPORT.as_json())
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name.replace(" ", "-") for f in FAULTS])
-async def test_fault_loses_and_duplicates_no_acknowledged_message(fleet, tokens, fault):
+async def test_fault_loses_and_duplicates_no_acknowledged_message(fleet, tokens, fault, fault_report):
     missing = _missing(fault.needs)
     if missing:
         pytest.skip(f"needs {', '.join(missing)}, not on this branch yet")
@@ -95,7 +82,7 @@ async def test_fault_loses_and_duplicates_no_acknowledged_message(fleet, tokens,
     if not (fault.fast or FULL):
         pytest.skip("full campaign only (make faults)")
     row = await run_fault(fleet, tokens, fault.name, lambda: fault.inject(fleet))
-    REPORT.rows.append(row)
+    fault_report.rows.append(row)
     # The fleet is whole again before the next row.
     fleet.wait_ready(time.time() + 60)
     assert row.acknowledged > 0, row

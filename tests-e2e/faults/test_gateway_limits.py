@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 
 import httpx
+from campaign import Row
 from wsclient import Client
 
 
@@ -64,7 +65,7 @@ def stuck_socket(port: int, path: str, tok: str, origin: str) -> socket.socket:
     return s
 
 
-async def test_a_client_that_stops_reading_is_closed_with_4008_and_others_miss_nothing(fleet, tokens):
+async def test_a_client_that_stops_reading_is_closed_with_4008_and_others_miss_nothing(fleet, tokens, fault_report):
     room = new_room(fleet, tokens)
     before = closes_4008(fleet, "ws-gateway-0")
     stuck = stuck_socket(fleet.program("ws-gateway-0").http_port, f"/ws/chat/{room}/", tokens["admin"], fleet.url)
@@ -99,11 +100,20 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_others_miss_n
     for parity in (0, 1):  # alice sent the even numbers, bob the odd ones
         mine = [n for n in got if n % 2 == parity]
         assert mine == sorted(mine)
+    # Acknowledged = echoed to its own sender; the stuck socket is the one dropped.
+    acked = 0
+    for parity, s in enumerate(senders):
+        echoes = [int((await s.next_of("chat_message", timeout=15))["message"][:6]) for _ in range(sent)]
+        acked += sum(1 for n in echoes if n % 2 == parity)
+    delivered = len(set(got))
+    fault_report.rows.append(
+        Row("slow client (4008)", sent, acked, delivered, acked - delivered, len(got) - delivered, 1, 0.0)
+    )
     for c in (*senders, bob):
         await c.close()
 
 
-async def test_a_connection_older_than_a_short_group_expiry_still_receives(fleet, tokens):
+async def test_a_connection_older_than_a_short_group_expiry_still_receives(fleet, tokens, fault_report):
     room = new_room(fleet, tokens)
     old = await Client.connect(f"{fleet.ws_url}/ws/chat/{room}/", tokens["bob"])
     await old.next_of("history")
@@ -112,5 +122,6 @@ async def test_a_connection_older_than_a_short_group_expiry_still_receives(fleet
     await alice.next_of("history")
     await alice.send({"type": "chat_message", "message": "still subscribed", "client_id": "old1"})
     assert (await old.next_of("chat_message", timeout=10))["message"] == "still subscribed"
+    fault_report.rows.append(Row("connection older than a short group expiry", 1, 1, 1, 0, 0, 0, 0.0))
     await alice.close()
     await old.close()
