@@ -14,12 +14,13 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+import pg
 import pytest
 from campaign import run_fault
+from wsclient import token
 
-from launcher import SERVICES
+from launcher import SERVICES, Fleet, free_port
 
 FULL = os.environ.get("SWITCHBOARD_FAULTS") == "all"
 
@@ -59,17 +60,15 @@ FAULTS = [
     Fault("ws-gateway SIGKILL", ("chat",), False, gateway_sigkill),
     # Celery: acks_late + task_reject_on_worker_lost + a visibility timeout of seconds.
     Fault("celery worker SIGKILL mid-report", ("report-worker",), False, not_landed),
-    # PostgreSQL restart with chat and notification on it (the campaign's own cluster).
-    Fault("postgresql restart", ("notification", "postgresql"), False, not_landed),
 ]
+
+# Services the PostgreSQL row puts on the campaign's own cluster (each its own database).
+ON_POSTGRES = ("chat", "notification")
 
 
 def _missing(needs: tuple[str, ...]) -> list[str]:
     names = {s.name for s in SERVICES}
-    missing = [n for n in needs if n not in names and n != "postgresql"]
-    if "postgresql" in needs and not Path("/usr/lib/postgresql/15/bin/initdb").exists():
-        missing.append("postgresql (initdb)")
-    return missing
+    return [n for n in needs if n not in names]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name.replace(" ", "-") for f in FAULTS])
@@ -85,6 +84,52 @@ async def test_fault_loses_and_duplicates_no_acknowledged_message(fleet, tokens,
     fault_report.rows.append(row)
     # The fleet is whole again before the next row.
     fleet.wait_ready(time.time() + 60)
+    assert row.acknowledged > 0, row
+    assert (row.lost, row.duplicated) == (0, 0), row
+    assert row.delivered == row.acknowledged, row
+
+
+@pytest.fixture(scope="module")
+def pg_fleet(tmp_path_factory, fleet):
+    """A second fleet whose services of ON_POSTGRES run on the campaign's own PostgreSQL."""
+    missing = pg.available()
+    if missing:
+        pytest.skip(f"needs {missing}")
+    cluster = pg.Cluster()
+    cluster.start()
+    names = {s.name for s in SERVICES}
+    service_env = {
+        svc: {"DATABASE_URL": cluster.create_db(svc.replace("-", "_"))} for svc in ON_POSTGRES if svc in names
+    }
+    run_dir = tmp_path_factory.mktemp("pgfleet")
+    fleet = Fleet(
+        run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=fleet.env, service_env=service_env
+    )
+    try:
+        fleet.start(wait=120)
+        yield fleet, cluster, sorted(service_env)
+    finally:
+        fleet.stop()
+        cluster.destroy()
+
+
+async def test_postgresql_restart_loses_no_acknowledged_message(pg_fleet, fault_report):
+    if not FULL:
+        pytest.skip("full campaign only (make faults)")
+    fleet, cluster, on_pg = pg_fleet
+    tokens = {name: token(fleet.url, name) for name in ("alice", "bob", "admin")}
+
+    async def restart():
+        cluster.stop()
+        await asyncio.sleep(5)
+        cluster.start()
+        not_here = [s for s in ON_POSTGRES if s not in on_pg]
+        return f"on PostgreSQL: {', '.join(on_pg)}" + (
+            f" (not on this branch: {', '.join(not_here)})" if not_here else ""
+        )
+
+    row = await run_fault(fleet, tokens, "postgresql restart", restart)
+    fault_report.rows.append(row)
     assert row.acknowledged > 0, row
     assert (row.lost, row.duplicated) == (0, 0), row
     assert row.delivered == row.acknowledged, row
