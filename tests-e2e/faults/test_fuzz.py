@@ -133,7 +133,10 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, route)
     headers = {"Authorization": f"Bearer {tokens['alice']}"}
     with (
         connect(
-            route_url(fleet, route), additional_headers={"Authorization": f"Bearer {tokens['bob']}"}, origin=fleet.url
+            route_url(fleet, route),
+            additional_headers={"Authorization": f"Bearer {tokens['bob']}"},
+            origin=fleet.url,
+            **QUIET,
         ) as bystander,
         connect(route_url(fleet, route), additional_headers=headers, origin=fleet.url, max_size=None, **QUIET) as ws,
     ):
