@@ -6,9 +6,9 @@ PY := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/services
 
 # Django services with unit tests, each run with its own settings.
-SERVICES := ws_gateway chat
+SERVICES := ws_gateway chat notification report_worker collab dashboard
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean faults
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web faults
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -23,10 +23,10 @@ $(VENV)/.installed: requirements.in requirements.lock
 deps:  ## install system programs (redis-server, nginx, chromium, prometheus) where missing
 	@bash deploy/system-deps.sh
 
-run: venv deps  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
+run: venv deps web  ## the whole fleet on http://127.0.0.1:8080 (GATEWAY_PORT overrides); Ctrl-C stops
 	$(PY) deploy/launcher.py run
 
-test: venv deps lint unit e2e  ## everything CI runs
+test: venv deps web lint unit k8s-check prom-check e2e  ## everything CI runs
 
 lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -43,7 +43,7 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
 	done
 
-e2e: venv deps  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
+e2e: venv deps web  ## boot the fleet with the launcher and drive it through nginx (incl. Chromium)
 	$(BIN)/pytest tests-e2e
 
 # The whole fault campaign: every fault row, 10,000 fuzzed frames per route (rate
@@ -53,11 +53,52 @@ faults: venv deps  ## fault campaign: table of lost/duplicated messages per faul
 	RATE_CONN_PER_SECOND=2000 RATE_CONN_BURST=2000 RATE_USER_PER_SECOND=4000 RATE_USER_BURST=4000 \
 		$(BIN)/pytest tests-e2e/faults -s --timeout 3600
 
+# ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
+WEB_COLLAB := web/collab
+EDITOR_BUNDLE := services/ws_gateway/static/ws_gateway/dist/editor.js
+
+web: $(EDITOR_BUNDLE)  ## build the collab editor bundle with esbuild (npm ci from the lock file)
+
+$(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/package-lock.json
+	cd $(WEB_COLLAB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
+	cd $(WEB_COLLAB) && npm run --silent build
+
 settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config
 
 nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
-	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002
+	@$(PY) gateway/nginxconf.py --upstream ws-gateway=127.0.0.1:8001 --upstream chat=127.0.0.1:8002 --upstream dashboard=127.0.0.1:8003
 
 clean:  ## remove local state (databases, logs)
 	rm -rf var
+
+# ------------------------------------------------------------ operations ----
+.PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
+
+k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
+	$(PY) k8s/generate.py
+
+k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes
+	$(PY) k8s/generate.py --check
+	$(BIN)/pytest k8s/tests
+
+k8s-render: venv  ## print an overlay as applied (OVERLAY=dev|prod), with k8s/render.py
+	@$(PY) k8s/render.py k8s/overlays/$(or $(OVERLAY),dev)
+
+prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, metric names in rules and dashboard
+	cd deploy/prometheus && promtool check rules alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
+	@# prometheus.yml reads its targets from files written at run time: check it
+	@# with one (empty) target file in a scratch copy.
+	@tmp=$$(mktemp -d) && cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml $$tmp/ && \
+		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
+		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+	$(BIN)/pytest deploy/tests
+
+prometheus: venv deps  ## Prometheus on http://127.0.0.1:9090 scraping the fleet of a running `make run`
+	$(PY) deploy/prometheus/localconfig.py var/run var/prometheus --interval 5s
+	prometheus --config.file=var/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus/data \
+		--web.listen-address=127.0.0.1:$(or $(PROMETHEUS_PORT),9090)

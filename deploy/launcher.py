@@ -34,6 +34,21 @@ sys.path.insert(0, str(ROOT / "gateway"))
 
 from nginxconf import render as render_nginx  # noqa: E402
 from switchboard.config import env_int  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A further long-running process of a service: `python -m django <command>`,
+    run as program `<service>-<name>-<i>` for each of `copies`, with its own metrics port."""
+
+    name: str
+    command: tuple[str, ...]
+    copies: int = 1
+    # When the daemon serves HTTP routed by nginx: the upstream (a routes.toml service)
+    # and the setting that tells it its port.
+    serves: str = ""
+    port_setting: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,12 +60,32 @@ class Service:
     asgi: str  # ASGI application for its HTTP face
     inbox: bool = False  # runs an inbox worker
     seed: bool = False  # has a seed_demo command
+    daemons: tuple[Daemon, ...] = ()
 
 
 # The fleet. compose.yaml and k8s/ are checked against this table by tests.
 SERVICES: tuple[Service, ...] = (
     Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
     Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
+    Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
+    Service(
+        "report-worker",
+        "report_worker.settings",
+        "report_worker.asgi:application",
+        daemons=(
+            Daemon("celery", ("celery_worker",)),
+            Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT"),
+        ),
+    ),
+    Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
+    # Two stats publishers: one publishes (Redis lease), the other takes over when it dies.
+    Service(
+        "dashboard",
+        "dashboard.settings",
+        "dashboard.asgi:application",
+        inbox=True,
+        daemons=(Daemon("publisher", ("stats_publisher",), copies=2),),
+    ),
 )
 
 
@@ -105,7 +140,9 @@ class Fleet:
         # daphne's own cap is a backstop 4x above ours: frames between the two are
         # closed by ws-gateway with a clean 1009; autobahn fails far larger ones
         # without a close frame.
-        max_bytes = str(4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES"))))
+        max_bytes = 4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES")))
+        # ... and above every route's own limit (routes.toml max_message_bytes).
+        max_bytes = str(max([max_bytes] + [2 * r.max_message_bytes for r in load_routes().websocket]))
         self.programs = []
         if self.redis_port:
             self.programs.append(
@@ -180,6 +217,27 @@ class Fleet:
                         metrics_port=metrics_port,
                     )
                 )
+            for daemon in svc.daemons:
+                for i in range(daemon.copies):
+                    metrics_port = free_port()
+                    name = f"{svc.name}-{daemon.name}-{i}"
+                    env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": name}
+                    http_port = None
+                    if daemon.serves:  # serves its own /metrics on its HTTP port (Flower)
+                        http_port = metrics_port
+                        env[daemon.port_setting] = str(http_port)
+                    else:
+                        env["METRICS_PORT"] = str(metrics_port)
+                    self.programs.append(
+                        Program(
+                            name,
+                            daemon.serves or svc.name,
+                            [py, "-m", "django", *daemon.command],
+                            env=env,
+                            http_port=http_port,
+                            metrics_port=None if daemon.serves else metrics_port,
+                        )
+                    )
         upstreams: dict[str, list[str]] = {}
         for p in self.programs:
             if p.http_port:

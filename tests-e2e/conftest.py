@@ -16,12 +16,23 @@ from wsclient import token
 from launcher import Fleet, free_port
 
 E2E_ENV = {
+    # Reports take a few seconds (so a worker can be killed mid-report), and a killed
+    # worker's report comes back in seconds rather than an hour.
+    "REPORT_STEP_DELAY_SECONDS": "0.5",
+    "REPORT_VISIBILITY_TIMEOUT_SECONDS": "8",
     # Short enough that a test of the timeout waits seconds, not minutes.
     "CONNECT_TIMEOUT_SECONDS": "3",
     "PRESENCE_TTL_SECONDS": "6",
     "PRESENCE_HEARTBEAT_SECONDS": "2",
     # A slow client is closed after a few hundred KB, so its test sends seconds of load.
     "WS_SEND_BUFFER_BYTES": "262144",
+    # collab: small enough that the suite's edits cross it several times.
+    "COLLAB_COMPACT_UPDATES": "20",
+    # dashboard: a tick a second and a 3 s lease, so counting ticks and a publisher
+    # handover take seconds; the webhook secret the Alertmanager-format tests send.
+    "DASHBOARD_STATS_INTERVAL_SECONDS": "1",
+    "DASHBOARD_LEASE_SECONDS": "3",
+    "ALERT_WEBHOOK_SECRET": "e2e-alertmanager-secret",
 }
 
 
@@ -31,7 +42,7 @@ def fleet(tmp_path_factory):
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=E2E_ENV)
     try:
         fleet.start(wait=120)
-    except Exception:
+    except BaseException:  # pytest-timeout's failure too: never leave a fleet behind
         fleet.stop()
         for log in sorted((run_dir / "logs").glob("*.log")):
             print(f"---- {log.name}\n{log.read_text()[-3000:]}")

@@ -216,3 +216,43 @@ async def test_a_silent_service_gives_1013_not_a_hang(fleet, tokens):
     finally:
         fleet.ctl("start", "chat-inbox")
         fleet.wait_ready(__import__("time").time() + 30, ["chat-inbox"])
+
+
+async def test_users_of_a_crashed_gateway_leave_the_online_list(fleet, tokens):
+    """A gateway killed with SIGKILL says no goodbye; presence expiry does, for it."""
+    room = new_room(fleet, tokens)
+    direct = {
+        p: f"ws://127.0.0.1:{fleet.program(p).http_port}/ws/chat/{room}/" for p in ("ws-gateway-0", "ws-gateway-1")
+    }
+    watcher = await Client.connect(direct["ws-gateway-1"], tokens["alice"])
+    await watcher.next_of("history")
+    ghost = await Client.connect(direct["ws-gateway-0"], tokens["bob"])
+    await ghost.next_of("history")
+    await watcher.next_of("online_users", users=["alice", "bob"])
+    fleet.kill("ws-gateway-0")
+    # PRESENCE_TTL_SECONDS is 6 in the e2e fleet, the sweep runs every 2 s.
+    await watcher.next_of("user_leave", timeout=20, user="bob")
+    await watcher.next_of("online_users", users=["alice"])
+    await watcher.close()
+    fleet.wait_ready(__import__("time").time() + 30, ["ws-gateway-0"])
+
+
+async def test_each_process_reports_its_metrics(fleet, tokens):
+    room = new_room(fleet, tokens)
+    client = await Client.connect(room_url(fleet, room), tokens["alice"])
+    await client.next_of("history")
+    await client.send({"type": "chat_message", "message": "counted"})
+    await client.next_of("chat_message")
+    await client.send("not json")
+    await client.next_of("error")
+
+    def scrape(program):
+        return httpx.get(f"http://127.0.0.1:{fleet.program(program).metrics_port}/metrics").text
+
+    gateways = scrape("ws-gateway-0") + scrape("ws-gateway-1")
+    assert 'switchboard_gateway_connections{route="chat"} 1.0' in gateways
+    assert 'switchboard_gateway_frame_errors_total{code="invalid_json",route="chat"}' in gateways
+    inbox = scrape("chat-inbox")
+    assert 'switchboard_inbox_commands_total{outcome="ok",service="chat",type="frame.chat_message"}' in inbox
+    assert "switchboard_inbox_handling_seconds_bucket" in inbox
+    await client.close()

@@ -8,6 +8,8 @@ client_id, is the sender's acknowledgement.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from channels.db import database_sync_to_async
@@ -22,6 +24,7 @@ from switchboard.inbox import InboxConsumer
 from switchboard.presence import Presence
 from switchboard.protocol import frame, now_iso
 
+log = logging.getLogger(__name__)
 _presence: Presence | None = None
 
 
@@ -45,6 +48,41 @@ class ChatInbox(InboxConsumer):
         super().__init__(*args, **kwargs)
         self.last_typing: dict[tuple[str, int], float] = {}
         self.rooms: dict[str, int] = {}  # slug -> id; rooms are never renamed
+        # Who this shard last told each room was online; the sweeper compares it with
+        # presence to announce users whose gateway died without saying goodbye.
+        self.announced: dict[str, set[str]] = {}
+
+    async def __call__(self, scope, receive, send):
+        sweeper = asyncio.ensure_future(self.sweep_forever())
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            sweeper.cancel()
+
+    async def sweep_forever(self) -> None:
+        interval = env_float("PRESENCE_HEARTBEAT_SECONDS")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("chat presence sweep failed")
+
+    async def sweep(self) -> None:
+        """Announce users who vanished without a disconnect (their gateway died and
+        their presence expired): user_leave, then the new online list."""
+        for slug, before in list(self.announced.items()):
+            group = room_group(slug)
+            now = set(await presence().users(group))
+            gone = before - now
+            if not now:
+                self.announced.pop(slug, None)
+            else:
+                self.announced[slug] = now
+            for username in sorted(gone):
+                await publish.send_to_group(group, frame("user_leave", user=username, timestamp=now_iso()))
+            if gone and now:
+                await publish.send_to_group(group, frame("online_users", users=sorted(now)))
 
     async def room_id(self, slug: str) -> int | None:
         if slug not in self.rooms:
@@ -69,7 +107,12 @@ class ChatInbox(InboxConsumer):
         )
         group = room_group(slug)
         user = self.identity(cmd)
+        if not await presence().has_conn(group, conn):
+            # The socket closed while this command waited (e.g. the worker was down
+            # past the gateway's connect timeout): nobody to accept, nothing to announce.
+            return
         online = await presence().users(group)
+        self.announced[slug] = set(online)
         history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
         await publish.accept(conn, [history, frame("online_users", users=online)], watermarks={group: last_seq})
         if not await presence().is_present(group, user.id, except_conn=conn):
@@ -84,10 +127,14 @@ class ChatInbox(InboxConsumer):
         # of the same user keeps them in the room.
         if await presence().is_present(group, user.id):
             return
+        if slug in self.announced and user.username not in self.announced[slug]:
+            return  # never announced (its connect was refused or timed out)
         if await self.room_id(slug) is None:
             return
+        online = await presence().users(group)
+        self.announced[slug] = set(online)
         await publish.send_to_group(group, frame("user_leave", user=user.username, timestamp=now_iso()))
-        await publish.send_to_group(group, frame("online_users", users=await presence().users(group)))
+        await publish.send_to_group(group, frame("online_users", users=online))
 
     async def frame_chat_message(self, cmd, data):
         slug = cmd["params"]["room"]

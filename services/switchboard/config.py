@@ -73,14 +73,47 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TYPING_THROTTLE_SECONDS", "2", "Minimum gap between two typing notices from one user in one room."),
     Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection."),
     Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=."),
+    Setting(
+        "COLLAB_COMPACT_UPDATES",
+        "200",
+        "Updates a collab document's log holds before the worker folds them into its snapshot.",
+    ),
+    Setting(
+        "COLLAB_LIVE_DOCS",
+        "500",
+        "Documents a collab worker keeps in memory; idle ones beyond this are dropped (reloaded on use).",
+    ),
     Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none)."),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),
     Setting("GATEWAY_URL", "http://127.0.0.1:8080", "Where services reach each other's REST APIs (the nginx gateway)."),
+    Setting(
+        "REPORT_VISIBILITY_TIMEOUT_SECONDS",
+        "3600",
+        "A report whose worker died is delivered again after this long; keep it above the longest report.",
+    ),
+    Setting("REPORT_STEP_DELAY_SECONDS", "0", "Pause between report steps (demos and crash tests on small data)."),
+    Setting("FLOWER_PORT", "5555", "Port Flower listens on (reached through nginx at /flower/, staff only)."),
     Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1)."),
     Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx."),
     Setting("DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run."),
     Setting("LOG_LEVEL", "INFO", "Python log level."),
+    # ---------------------------------------------------------------- dashboard ----
+    Setting(
+        "DASHBOARD_STATS_INTERVAL_SECONDS",
+        "5",
+        "How often the dashboard's one stats publisher computes the stats and pushes stats_update to every viewer.",
+    ),
+    Setting(
+        "DASHBOARD_LEASE_SECONDS",
+        "15",
+        "Lease of the active stats publisher in Redis; a standby takes over at most this long after the holder dies.",
+    ),
+    Setting(
+        "ALERT_WEBHOOK_SECRET",
+        "",
+        "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/ (comma-separated: several, to rotate). Empty: the webhook is refused (401).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -49,8 +49,55 @@ INBOX_LATENCY = Histogram(
 )
 INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
 
+# ------------------------------------------------------------- notification ----
+NOTIFICATIONS = Counter("switchboard_notifications_total", "Notifications stored and pushed.", ["outcome"])
+
+# ------------------------------------------------------------ report-worker ----
+REPORTS = Counter("switchboard_reports_total", "Reports finished, by type and outcome.", ["type", "outcome"])
+
 # ---------------------------------------------------------------------- chat ----
 CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])
+
+# -------------------------------------------------------------------- collab ----
+COLLAB_UPDATES = Counter(
+    "switchboard_collab_updates_total",
+    "Document updates by source (yjs, json) and outcome (stored, empty, duplicate, refused, invalid, error).",
+    ["source", "outcome"],
+)
+COLLAB_PERSIST_SECONDS = Histogram(
+    "switchboard_collab_persist_seconds", "Time to store one document update.", buckets=LATENCY_BUCKETS
+)
+COLLAB_COMPACTIONS = Counter("switchboard_collab_compactions_total", "Update logs folded into a snapshot.")
+COLLAB_LIVE_DOCS = Gauge("switchboard_collab_live_documents", "Documents held in memory by this worker.")
+# ----------------------------------------------------------------- dashboard ----
+# trigger: "interval" (the publisher's tick) or "connect" (no fresh snapshot for an
+# initial_stats). Its rate is the proof that stats cost does not grow with viewers.
+DASHBOARD_STATS_COMPUTATIONS = Counter(
+    "switchboard_dashboard_stats_computations_total", "Dashboard stats computations.", ["trigger"]
+)
+DASHBOARD_STATS_SECONDS = Histogram(
+    "switchboard_dashboard_stats_seconds", "Time to compute the dashboard stats once.", buckets=LATENCY_BUCKETS
+)
+DASHBOARD_SOURCE_ERRORS = Counter(
+    "switchboard_dashboard_source_errors_total",
+    "A stats source (auth, reports, chat, presence) that failed; its figure is shown as unavailable.",
+    ["source"],
+)
+DASHBOARD_PUBLISHER_ACTIVE = Gauge(
+    "switchboard_dashboard_publisher_active", "1 while this process holds the stats publisher lease."
+)
+DASHBOARD_LEASE_EVENTS = Counter(
+    "switchboard_dashboard_lease_events_total", "Stats publisher lease acquired, lost or released.", ["event"]
+)
+DASHBOARD_ORDERS = Counter("switchboard_dashboard_orders_total", "Orders created over REST.", ["outcome"])
+DASHBOARD_ALERTS = Counter(
+    "switchboard_dashboard_alerts_total", "Alerts received, by source and outcome.", ["source", "outcome"]
+)
+DASHBOARD_PUBLISH_ERRORS = Counter(
+    "switchboard_dashboard_publish_errors_total",
+    "Pushes (new_order, alert, notification) that failed after the data was stored.",
+    ["kind"],
+)
 
 
 _server_started = False

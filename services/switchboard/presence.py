@@ -89,5 +89,8 @@ class Presence:
     async def is_present(self, topic: str, user_id: int, except_conn: str = "") -> bool:
         return any(m.user_id == user_id and m.conn != except_conn for m in await self.members(topic))
 
+    async def has_conn(self, topic: str, conn: str) -> bool:
+        return any(m.conn == conn for m in await self.members(topic))
+
     async def count_connections(self, topic: str) -> int:
         return await self.redis.zcount(PREFIX + topic, time.time(), "+inf")

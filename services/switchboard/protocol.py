@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired, TypedDict
 
 import orjson
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 
 class ClientFrame(BaseModel):
@@ -53,8 +53,55 @@ class Typing(ClientFrame):
     type: Literal["typing"]
 
 
+# ---------------------------------------------------------------------- collab ----
+# The seed's JSON protocol for simple clients (?protocol=json). Positions count UTF-16
+# code units, as JavaScript strings and Yjs do, so a browser's selectionStart is a
+# position as is. Yjs clients speak the binary sync+awareness protocol instead.
+CollabPosition = Annotated[int, Field(ge=0, le=10_000_000)]
+
+
+class CollabEdit(ClientFrame):
+    """Insert `text` at `position`, or delete `length` units there (default len(text),
+    the seed's shape). Applied to the document's shared Y.Text; others get `edit`, the
+    sender gets `ack` with the seq and the position actually used."""
+
+    type: Literal["edit"]
+    action: Literal["insert", "delete"]
+    position: CollabPosition
+    text: Annotated[str, StringConstraints(max_length=32_768)] = ""
+    length: CollabPosition | None = None
+    client_id: ClientId | None = None
+
+
+class CursorMove(ClientFrame):
+    """The sender's caret moved; others on the JSON protocol get `cursor`."""
+
+    type: Literal["cursor_move"]
+    position: CollabPosition
+
+
+# --------------------------------------------------------------- notifications ----
+class MarkRead(ClientFrame):
+    """Mark one of your notifications read; every tab gets the new unread_count."""
+
+    type: Literal["mark_read"]
+    notification_id: Annotated[int, Field(ge=1, le=2**62)]
+
+
+class MarkAllRead(ClientFrame):
+    """Mark all your notifications read; every tab gets unread_count 0."""
+
+    type: Literal["mark_all_read"]
+
+
 CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
+    "notifications": {"mark_read": MarkRead, "mark_all_read": MarkAllRead},
+    "tasks": {},
     "chat": {"chat_message": ChatMessage, "typing": Typing},
+    "collab": {"edit": CollabEdit, "cursor_move": CursorMove},
+    # The dashboard is read-only: viewers send nothing but ping; orders and alerts
+    # arrive over REST (POST /api/orders/, /api/dashboard/alerts/).
+    "dashboard": {},
 }
 GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 
@@ -62,6 +109,11 @@ GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 SERVER_FRAMES: dict[str, tuple[str, ...]] = {
     "*": ("error", "pong"),
     "chat": ("history", "online_users", "user_join", "user_leave", "chat_message", "user_typing"),
+    "notifications": ("unread_count", "notification"),
+    "tasks": ("task_update",),
+    "collab": ("document_content", "edit", "ack", "cursor", "user_joined", "user_left"),
+    # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
+    "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
 }
 
 
@@ -161,12 +213,18 @@ class GwDisconnect(TypedDict):
 class GwAccept(TypedDict):
     """service -> conn: accept; send `frames` in order, then the group frames that
     arrived meanwhile whose seq is above `watermarks[group]` (so a reconnect replays
-    history once, with no gap and no duplicate); join `groups` too."""
+    history once, with no gap and no duplicate); join `groups` too.
+
+    A frame that is `bytes` is sent as a binary frame (collab's Yjs sync step 1).
+    `kinds` ("text", "bytes") limits which group frames this connection is sent, for
+    routes whose group carries both (collab: Yjs clients take binary, JSON clients
+    text); frames sent to the connection itself always go through."""
 
     type: Literal["gw.accept"]
-    frames: list[str]
+    frames: list[str | bytes]
     groups: NotRequired[list[str]]
     watermarks: NotRequired[dict[str, int]]
+    kinds: NotRequired[list[Literal["text", "bytes"]]]
 
 
 class GwReject(TypedDict):

@@ -51,13 +51,21 @@ async def send_to_group(
 
 
 async def accept(
-    conn: str, frames: list[str], watermarks: dict[str, int] | None = None, groups: list[str] | None = None
+    conn: str,
+    frames: list[str | bytes],
+    watermarks: dict[str, int] | None = None,
+    groups: list[str] | None = None,
+    kinds: list[str] | None = None,
 ) -> None:
+    """Accept `conn`; `frames` may mix text (str) and binary (bytes) frames; `kinds`
+    limits which kinds of group frames it is sent (see protocol.GwAccept)."""
     message: GwAccept = {"type": "gw.accept", "frames": frames}
     if watermarks:
         message["watermarks"] = watermarks
     if groups:
         message["groups"] = groups
+    if kinds:
+        message["kinds"] = kinds
     await _layer().send(conn, message)
 
 

@@ -40,6 +40,11 @@ class WebSocketRoute:
     shard_by: str = ""  # a path parameter, or "user"
     staff_only: bool = False
     binary: bool = False
+    # Per-connection frame rate of this route; 0 uses RATE_CONN_PER_SECOND / _BURST.
+    rate_per_second: float = 0.0
+    rate_burst: float = 0.0
+    # Largest client frame on this route; 0 uses WS_MAX_MESSAGE_BYTES.
+    max_message_bytes: int = 0
     regex: re.Pattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):

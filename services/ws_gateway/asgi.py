@@ -12,12 +12,13 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import daphne_close_codes, daphne_send_bound  # noqa: E402
+from ws_gateway import daphne_close_codes, daphne_send_bound, drain  # noqa: E402
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
 daphne_close_codes.install()
 daphne_send_bound.install()
+drain.install()  # SIGTERM closes every socket with 1001 before daphne stops
 
 application = ProtocolTypeRouter(
     {
@@ -25,3 +26,5 @@ application = ProtocolTypeRouter(
         "websocket": GatewayConsumer.as_asgi(),
     }
 )
+# While draining, /readyz says 503 and late WebSockets are refused (ws_gateway/drain.py).
+application = drain.guard(application)

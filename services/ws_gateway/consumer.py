@@ -8,7 +8,8 @@ Lifecycle of a socket (docs in README "The path of a message"):
    Until the service answers gw.accept the socket is "connecting": client frames and
    group frames wait in small bounded buffers; no answer within
    CONNECT_TIMEOUT_SECONDS closes with 1013.
-2. open: each client frame is size-checked (1009), rate-limited (error rate_limited),
+2. open: each client frame is size-checked (1009), rate-limited (error rate_limited;
+   a binary-only socket, which cannot read error frames, is closed with 1013),
    validated against the route's schema (error frame, socket stays open) and relayed
    to the inbox shard of its key. Frames from services are forwarded as the same text.
 3. close: presence and groups are dropped and the service gets gw.disconnect.
@@ -43,12 +44,15 @@ PENDING_CLIENT_FRAMES = 64
 # Group frames held while connecting; a busy room fills this in well under the
 # connect timeout only if the service is far behind, and then 1013 is the right answer.
 PENDING_GROUP_FRAMES = 2000
+# gw.accept `kinds` of a socket that takes binary frames only (collab's Yjs clients).
+BINARY_ONLY = frozenset(("bytes",))
 
 
 class GatewayConsumer(AsyncConsumer):
     """Terminates one WebSocket and relays it to its owning service."""
 
     state = "new"  # new -> connecting -> open -> closed
+    group_kinds: frozenset[str] = frozenset(("text", "bytes"))  # set by gw.accept's `kinds`
 
     # ---------------------------------------------------------- websocket.* ----
     async def websocket_connect(self, message):
@@ -72,8 +76,12 @@ class GatewayConsumer(AsyncConsumer):
 
         self.identity = hs.identity
         self.params = {**self.match.params, **hs.params}
-        self.conn_bucket = LocalTokenBucket(env_float("RATE_CONN_PER_SECOND"), env_float("RATE_CONN_BURST"))
-        self.max_bytes = env_int("WS_MAX_MESSAGE_BYTES")
+        # A route may allow more (collab: a keystroke is an update and a caret move).
+        self.conn_bucket = LocalTokenBucket(
+            route.rate_per_second or env_float("RATE_CONN_PER_SECOND"), route.rate_burst or env_float("RATE_CONN_BURST")
+        )
+        # A route may take larger frames (collab: a Yjs sync step 2 after offline work).
+        self.max_bytes = route.max_message_bytes or env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []
         self.pending_group: list[dict] = []
         self.watermarks: dict[str, int] = {}
@@ -170,10 +178,14 @@ class GatewayConsumer(AsyncConsumer):
         self.state = "open"
         metrics.CONNECTS.labels(self.route_name, "accepted").inc()
         self.watermarks = dict(message.get("watermarks") or {})
+        self.group_kinds = frozenset(message.get("kinds") or ("text", "bytes"))
         for group in message.get("groups") or []:
             await self.join(group)
-        for text in message.get("frames", []):
-            await self.send_text(text)
+        for first in message.get("frames", []):
+            if isinstance(first, bytes):
+                await self.send_bytes(first)
+            else:
+                await self.send_text(first)
         pending, self.pending_group = self.pending_group, []
         for event in pending:
             await self.gw_send(event)
@@ -213,11 +225,13 @@ class GatewayConsumer(AsyncConsumer):
         seq = message.get("seq")
         if seq is not None and seq <= self.watermarks.get(message.get("group", ""), -1):
             return  # already in the history the service sent on accept
-        if "text" in message:
+        kind = "text" if "text" in message else "bytes"
+        if "group" in message and kind not in self.group_kinds:
+            return  # a group that carries two protocols (collab): not this socket's
+        if kind == "text":
             await self.send_text(message["text"])
         elif "bytes" in message:
-            metrics.FRAMES.labels(self.route_name, "out").inc()
-            await self.send({"type": "websocket.send", "bytes": message["bytes"]})
+            await self.send_bytes(message["bytes"])
 
     async def dispatch(self, message):
         """An unknown message type is counted and ignored, never a dead socket."""
@@ -260,8 +274,17 @@ class GatewayConsumer(AsyncConsumer):
         metrics.FRAMES.labels(self.route_name, "out").inc()
         await self.send({"type": "websocket.send", "text": text})
 
+    async def send_bytes(self, data: bytes) -> None:
+        metrics.FRAMES.labels(self.route_name, "out").inc()
+        await self.send({"type": "websocket.send", "bytes": data})
+
     async def error(self, code: str, message: str, retry_after: float | None = None) -> None:
         metrics.FRAME_ERRORS.labels(self.route_name, str(code)).inc()
+        if self.group_kinds == BINARY_ONLY:
+            # A binary-only socket (a Yjs client) reads every frame as a protocol
+            # message and would choke on an error frame. Close instead: its reconnect
+            # and sync deliver whatever was refused here (rate limit, busy inbox).
+            return await self.close(CloseCode.TRY_AGAIN_LATER, str(code))
         await self.send_text(error_frame(code, message, retry_after))
 
     async def close(self, code: int, why: str) -> None:

@@ -1,4 +1,6 @@
-"""The web UI's pages: login, the room list and a chat room. Plain templates and JS."""
+"""The web UI's pages: login, the room list, a chat room and the staff dashboard (plain
+templates and JS), and the collab documents list and editor (the editor is a bundle
+built from web/collab)."""
 
 from __future__ import annotations
 
@@ -37,3 +39,21 @@ def rooms(request):
 @login_required
 def chat(request, room: str):
     return render(request, "ws_gateway/chat.html", {"room": room})
+
+
+@login_required
+def collab_documents(request):
+    return render(request, "ws_gateway/collab_documents.html", {})
+
+
+@login_required
+def collab_editor(request, doc: int):
+    return render(request, "ws_gateway/collab_editor.html", {"doc": doc})
+
+
+@login_required
+def dashboard(request):
+    """The live staff dashboard (its socket, /ws/dashboard/, is staff-only too)."""
+    if not request.user.is_staff:
+        return render(request, "ws_gateway/forbidden.html", {"what": "The dashboard is for staff."}, status=403)
+    return render(request, "ws_gateway/dashboard.html", {})

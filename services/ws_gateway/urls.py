@@ -20,5 +20,8 @@ urlpatterns = [
     path("logout/", pages.logout_view),
     path("", pages.rooms, name="rooms"),
     path("chat/<slug:room>/", pages.chat),
+    path("collab/", pages.collab_documents),
+    path("collab/<int:doc>/", pages.collab_editor),
+    path("dashboard/", pages.dashboard, name="dashboard"),
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
 ]

@@ -68,3 +68,19 @@ async def test_message_is_stored_then_broadcast_with_seq_and_failures_answer_the
     await app.send_input({**base, "frame": {"type": "chat_message", "message": "again"}})
     assert (await receive(member))["seq"] == 2
     app.stop()
+
+
+async def test_a_connect_whose_socket_is_gone_is_not_accepted_nor_announced():
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    layer = get_channel_layer()
+    member = await layer.new_channel()
+    await layer.group_add("chat.room.lobby", member)
+    stale = await layer.new_channel()  # never in presence: its socket already closed
+    app = await run(
+        [{"type": "gw.connect", "conn": stale, "route": "chat", "user": ALICE, "params": {"room": "lobby"}}]
+    )
+    with pytest.raises(asyncio.TimeoutError):
+        await receive(stale, timeout=0.5)
+    with pytest.raises(asyncio.TimeoutError):
+        await receive(member, timeout=0.2)
+    app.stop()

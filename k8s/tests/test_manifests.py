@@ -1,0 +1,285 @@
+"""What an operator relies on in k8s/: it renders, it validates against the Kubernetes
+schemas, it runs every process the launcher runs, it routes exactly the route table,
+and every container is probed, bounded and unprivileged."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import render
+import yaml
+
+from launcher import SERVICES, Fleet
+from switchboard.config import SETTINGS
+from ws_gateway.drain import DRAIN_SECONDS
+
+K8S = Path(__file__).resolve().parents[1]
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+ROOT = K8S.parent
+KUBE_VERSION = "1.32.0"  # oldest Kubernetes minor we support
+# Custom resources of the Prometheus Operator: no schema in kubernetes-validate.
+CRDS = {"ServiceMonitor", "PrometheusRule"}
+SETTING_NAMES = {s.name for s in SETTINGS} | {"DJANGO_SETTINGS_MODULE"}
+
+
+def of_kind(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def by_name(objects, kind):
+    return {o["metadata"]["name"]: o for o in of_kind(objects, kind)}
+
+
+def containers(objects):
+    for o in objects:
+        if o["kind"] in ("Deployment", "Job", "StatefulSet"):
+            yield o, o["spec"]["template"]["spec"]
+
+
+def test_base_is_generated_from_the_tables():
+    """A service added to launcher.SERVICES or a route to routes.toml without
+    `make k8s-generate` fails here."""
+    result = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_object_validates_against_the_kubernetes_schema(overlay):
+    name, objects = overlay
+    for obj in objects:
+        if obj["kind"] in CRDS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+
+
+def test_custom_resources_are_well_formed(rendered):
+    objects = rendered["prod"]
+    monitor = by_name(objects, "ServiceMonitor")["switchboard"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("metrics", "/metrics")]
+    # Every Service is picked up by exactly one ServiceMonitor.
+    selectors = [
+        m["spec"]["selector"]["matchLabels"]["switchboard.io/metrics"] for m in of_kind(objects, "ServiceMonitor")
+    ]
+    for svc in of_kind(objects, "Service"):
+        value = svc["metadata"].get("labels", {}).get("switchboard.io/metrics")
+        if svc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "switchboard":
+            assert selectors.count(value) == 1, svc["metadata"]["name"]
+    rules = by_name(objects, "PrometheusRule")["switchboard"]
+    source = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rules["spec"]["groups"] == source["groups"]
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="no kubectl here to cross-check the renderer against")
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_renderer_matches_real_kustomize(name):
+    result = subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / name)], capture_output=True, text=True)
+    if result.returncode != 0 and "unknown command" in result.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert result.returncode == 0, result.stderr
+
+    def key(o):
+        return (o["kind"], o["metadata"]["name"])
+
+    theirs = sorted((d for d in yaml.safe_load_all(result.stdout) if d), key=key)
+    mine = sorted(render.build(K8S / "overlays" / name), key=key)
+    assert [key(o) for o in mine] == [key(o) for o in theirs]
+    for a, b in zip(mine, theirs, strict=True):
+        assert a == b, key(a)
+
+
+def program_kind(name: str) -> str:
+    """ws-gateway-1 -> ws-gateway, report-worker-flower-0 -> report-worker-flower."""
+    head, _, tail = name.rpartition("-")
+    return head if tail.isdigit() else name
+
+
+def launcher_programs(tmp_path):
+    fleet = Fleet(run_dir=tmp_path, gateway_processes=2)
+    fleet.plan()
+    return [p for p in fleet.programs if p.service not in ("redis", "gateway")]
+
+
+def test_every_launcher_process_runs_in_every_overlay(rendered, tmp_path):
+    """One source of truth: each program of `make run` (from SERVICES) is a
+    Deployment with the same command, scraped on its metrics port."""
+    for p in launcher_programs(tmp_path):
+        kind = program_kind(p.name)
+        for overlay, objects in rendered.items():
+            deployments = by_name(objects, "Deployment")
+            assert kind in deployments, f"{overlay}: no Deployment for launcher program {p.name}"
+            c = deployments[kind]["spec"]["template"]["spec"]["containers"][0]
+            # Same program: the launcher's command minus its local interpreter and ports.
+            assert c["command"][-1] == p.command[-1], (kind, c["command"], p.command)
+            # daphne with the same options (pings, frame cap, proxy headers) as locally.
+            launcher_flags = {
+                (a, b) for a, b in zip(p.command, p.command[1:] + [""], strict=True) if a.startswith("--")
+            }
+            k8s_flags = {
+                (a, b) for a, b in zip(c["command"], c["command"][1:] + [""], strict=True) if a.startswith("--")
+            }
+            assert k8s_flags == launcher_flags, (kind, k8s_flags ^ launcher_flags)
+            if p.metrics_port:
+                assert any(port["name"] == "metrics" for port in c["ports"])
+                svc = by_name(objects, "Service")[kind]
+                assert svc["metadata"]["labels"]["switchboard.io/metrics"] == "true"
+            if p.http_port:
+                assert any(port["name"] == "http" for port in c["ports"])
+            if p.http_port and not p.metrics_port:  # a third-party server (Flower): /metrics on http
+                svc = by_name(objects, "Service")[kind]
+                value = svc["metadata"]["labels"]["switchboard.io/metrics"]
+                monitors = {
+                    m["spec"]["selector"]["matchLabels"]["switchboard.io/metrics"]
+                    for m in of_kind(objects, "ServiceMonitor")
+                }
+                assert overlay == "dev" or value in monitors, (overlay, kind)
+
+
+def test_ingress_paths_equal_the_route_table(overlay):
+    name, objects = overlay
+    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
+    ingresses = by_name(objects, "Ingress")
+    deployments = by_name(objects, "Deployment")
+    routed = []
+    for ing in ingresses.values():
+        assert ing["spec"]["ingressClassName"] == "nginx"
+        ann = ing["metadata"]["annotations"]
+        # Above daphne's 20 s ping interval by far: nginx's 60 s default would cut idle sockets.
+        assert int(ann["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
+        assert int(ann["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 600
+        for rule in ing["spec"]["rules"]:
+            for p in rule["http"]["paths"]:
+                assert p["pathType"] == "Prefix"
+                # Only ever the http port: no metrics port is reachable from outside.
+                assert p["backend"]["service"]["port"] == {"name": "http"}
+                assert p["backend"]["service"]["name"] in deployments
+                routed.append((p["path"], ing["metadata"]["name"]))
+    expected = [(r["prefix"], "switchboard-staff" if r.get("staff_only") else "switchboard") for r in table["http"]]
+    assert sorted(routed) == sorted(expected)
+    assert not any(path.startswith("/metrics") for path, _ in routed)
+    if "switchboard-staff" in ingresses:
+        url = ingresses["switchboard-staff"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
+        namespace = ingresses["switchboard-staff"]["metadata"]["namespace"]
+        assert url == f"http://ws-gateway.{namespace}.svc.cluster.local/api/auth/check-staff/"
+
+
+def test_ingress_backends_are_the_services_nginx_uses(tmp_path):
+    """The same upstream for each prefix as the local nginx (launcher program -> k8s workload)."""
+    objects = render.build(K8S / "overlays" / "prod")
+    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
+    backends = {
+        p["path"]: p["backend"]["service"]["name"]
+        for ing in of_kind(objects, "Ingress")
+        for r in ing["spec"]["rules"]
+        for p in r["http"]["paths"]
+    }
+    upstream_programs = {}
+    for p in launcher_programs(tmp_path):
+        if p.http_port:
+            upstream_programs.setdefault(p.service, set()).add(program_kind(p.name))
+    for r in table["http"]:
+        assert {backends[r["prefix"]]} == upstream_programs[r["service"]], r
+
+
+def test_every_container_is_probed_bounded_and_unprivileged(overlay):
+    name, objects = overlay
+    for obj, pod in containers(objects):
+        where = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
+        assert pod.get("automountServiceAccountToken") is False, where
+        pod_sc = pod.get("securityContext", {})
+        for c in pod["containers"]:
+            res = c.get("resources", {})
+            assert {"cpu", "memory"} <= set(res.get("requests", {})), where
+            assert {"cpu", "memory"} <= set(res.get("limits", {})), where
+            sc = c.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            if obj["kind"] == "Deployment":
+                assert "livenessProbe" in c and "readinessProbe" in c, where
+                ports = {p["name"] for p in c.get("ports", [])}
+                for probe in ("livenessProbe", "readinessProbe"):
+                    get = c[probe].get("httpGet")
+                    if get:  # the health endpoints (ours, or Flower's under its prefix) on a declared port
+                        assert get["path"].endswith(("/healthz", "/readyz", "/healthcheck")), where
+                        assert get["port"] in ports, where
+
+
+def test_http_faces_are_ready_only_with_redis(overlay):
+    _, objects = overlay
+    for d in of_kind(objects, "Deployment"):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        if c.get("command", [])[:3] == ["python", "-m", "daphne"]:  # our HTTP faces
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", d["metadata"]["name"]
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", d["metadata"]["name"]
+
+
+def test_config_names_only_settings_that_exist(overlay):
+    """A typo in a ConfigMap key is a setting silently left at its default."""
+    name, objects = overlay
+    for cm in of_kind(objects, "ConfigMap"):
+        if cm["metadata"]["name"] == "switchboard-config":
+            assert set(cm["data"]) <= SETTING_NAMES, set(cm["data"]) - SETTING_NAMES
+    secrets = {s["metadata"]["name"]: s for s in of_kind(objects, "Secret")}
+    example = yaml.safe_load((K8S / "overlays" / "prod" / "secret.example.yaml").read_text())
+    if "switchboard-secrets" not in secrets:  # prod: created by the operator from the example
+        secrets["switchboard-secrets"] = example
+    for obj, pod in containers(objects):
+        for c in pod["containers"]:
+            if obj["metadata"]["labels"].get("app.kubernetes.io/part-of") != "switchboard":
+                continue  # dev's postgres/redis: their own images' variables
+            for env in c.get("env", []):
+                assert env["name"] in SETTING_NAMES, (obj["metadata"]["name"], env["name"])
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    keys = secrets[ref["name"]].get("stringData", {}) | secrets[ref["name"]].get("data", {})
+                    assert ref["key"] in keys, (name, obj["metadata"]["name"], ref)
+
+
+def test_gateway_and_workers_scale_and_survive_disruption(rendered):
+    for name, objects in rendered.items():
+        hpas = by_name(objects, "HorizontalPodAutoscaler")
+        pdbs = by_name(objects, "PodDisruptionBudget")
+        assert "ws-gateway" in hpas and "ws-gateway" in pdbs, name
+        for svc in SERVICES:
+            if svc.inbox:
+                assert f"{svc.name}-inbox" in hpas, (name, svc.name)
+    prod = by_name(rendered["prod"], "Deployment")
+    assert prod["ws-gateway"]["spec"]["replicas"] >= 3
+    assert by_name(rendered["prod"], "HorizontalPodAutoscaler")["ws-gateway"]["spec"]["minReplicas"] >= 3
+    assert by_name(rendered["dev"], "Deployment")["ws-gateway"]["spec"]["replicas"] == 1
+
+
+def test_gateway_grace_period_covers_the_drain(overlay):
+    _, objects = overlay
+    spec = by_name(objects, "Deployment")["ws-gateway"]["spec"]["template"]["spec"]
+    # preStop waits for the endpoint removal to reach ingress-nginx, then SIGTERM drains.
+    pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + DRAIN_SECONDS + 5
+
+
+def test_network_policies_fence_the_fleet(overlay):
+    name, objects = overlay
+    pols = by_name(objects, "NetworkPolicy")
+    assert pols["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    http = pols["http-from-ingress"]["spec"]
+    sources = http["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}} in sources
+    assert all("namespaceSelector" not in s or "ingress-nginx" in str(s) for s in sources)
+    stores = pols["datastores-from-fleet"]["spec"]
+    assert stores["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "switchboard"}}}]}
+    ]
+    if name == "dev":
+        for store in ("redis", "postgres"):
+            labels = by_name(objects, "Deployment")[store]["spec"]["template"]["metadata"]["labels"]
+            assert labels["switchboard.io/datastore"] == "true"
+            assert labels["app.kubernetes.io/part-of"] != "switchboard"  # not admitted as "fleet"

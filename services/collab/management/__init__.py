@@ -1,0 +1,1 @@
+"""collab's management commands."""

@@ -1,0 +1,1 @@
+"""collab's unit tests: real Redis, real database, no mocks."""

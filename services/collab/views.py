@@ -1,0 +1,116 @@
+"""collab's REST API.
+
+GET  /api/collab/documents/                       documents you own or were shared
+POST /api/collab/documents/ {"title", "content"?}   201 {id, ...}
+GET  /api/collab/documents/<id>/                  the current text, seq and your role
+                                                  (403 no access, 404 unknown)
+POST /api/collab/documents/<id>/share/ {"username", "role": "edit"|"read"|"none"}
+     owner only; the user is looked up in ws-gateway (the owner of users)
+
+The text is read from the database (snapshot + log), which holds every update any
+client was sent: what this returns is what the live document had, at most one
+in-flight update behind.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, Field
+
+from collab import store
+from collab.models import Access, Document
+from switchboard import tokens
+from switchboard.config import env
+from switchboard.http import api, json_error, json_response
+
+
+class NewDocument(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    content: str = Field(default="", max_length=1_000_000)
+
+
+class ShareBody(BaseModel):
+    username: str = Field(min_length=1, max_length=150)
+    role: Literal["edit", "read", "none"]
+
+
+def _summary(doc: Document, role: str | None) -> dict:
+    return {
+        "id": doc.pk,
+        "title": doc.title,
+        "owner": doc.owner_name,
+        "role": role,
+        "seq": doc.last_seq,
+        "updated_at": doc.updated_at.isoformat(),
+    }
+
+
+@api(["GET", "POST"], body=NewDocument)
+def documents(request, data: NewDocument | None = None):
+    me = request.identity
+    if request.method == "GET":
+        docs = store.visible_to(me.id).order_by("-updated_at")[:200]
+        return json_response({"documents": [_summary(d, store.role_of(d, me.id)) for d in docs]})
+    doc = store.create_document(me, data.title, data.content)
+    return json_response(_summary(doc, store.OWNER), status=201)
+
+
+def _allowed(request, doc_id: int):
+    doc = store.get_document(doc_id)
+    if doc is None:
+        return None, None, json_error(404, "not_found", f"no document {doc_id}")
+    role = store.role_of(doc, request.identity.id)
+    if role is None:
+        return doc, None, json_error(403, "forbidden", "this document is not shared with you")
+    return doc, role, None
+
+
+@api(["GET"])
+def document(request, doc_id: int):
+    doc, role, error = _allowed(request, doc_id)
+    if error:
+        return error
+    text, seq = store.text_of(doc.pk)
+    body = {**_summary(doc, role), "content": text, "seq": seq, "log_length": store.log_length(doc.pk)}
+    if role == store.OWNER:
+        body["shared_with"] = [
+            {"username": a.username, "role": a.role} for a in Access.objects.filter(document=doc).order_by("username")
+        ]
+    return json_response(body)
+
+
+def lookup_user(username: str) -> dict | None:
+    """ws-gateway owns users: ask it, with a short-lived service token."""
+    res = httpx.get(
+        f"{env('GATEWAY_URL')}/api/auth/users/",
+        params={"username": username},
+        headers={"Authorization": f"Bearer {tokens.service_token('collab')}"},
+        timeout=5,
+    )
+    if res.status_code == 404:
+        return None
+    res.raise_for_status()
+    return res.json()
+
+
+@api(["POST"], body=ShareBody)
+def share(request, doc_id: int, data: ShareBody):
+    doc, role, error = _allowed(request, doc_id)
+    if error:
+        return error
+    if role != store.OWNER:
+        return json_error(403, "forbidden", "only the owner shares a document")
+    try:
+        user = lookup_user(data.username)
+    except httpx.HTTPError:
+        return json_error(503, "unavailable", "the user directory did not answer; retry")
+    if user is None:
+        return json_error(404, "not_found", f"no user {data.username!r}")
+    if user["id"] == doc.owner_id:
+        return json_error(400, "invalid_body", "the owner always has access")
+    store.share(doc, user["id"], user["username"], None if data.role == "none" else data.role)
+    # A connected user whose access changed keeps the socket; the worker checks the
+    # role on every update, so a revoked editor's next change is refused.
+    return json_response({"username": user["username"], "role": data.role})

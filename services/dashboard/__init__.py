@@ -1,0 +1,1 @@
+"""The dashboard service: orders, alerts and the live staff dashboard (case 4 of the seed)."""

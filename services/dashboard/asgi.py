@@ -1,0 +1,13 @@
+"""dashboard's HTTP face (orders and alerts REST API); its WebSockets are held by ws-gateway."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+from switchboard import metrics  # noqa: E402
+from switchboard.health import with_health  # noqa: E402
+
+application = with_health(get_asgi_application())
+metrics.serve()

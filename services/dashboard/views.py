@@ -1,0 +1,220 @@
+"""The dashboard's REST API.
+
+POST /api/orders/  {"total": "12.50", "items"?: [{"name", "quantity", "price"}]}
+     (bearer token; optional Idempotency-Key header) -> 201 order | 200 the same order
+     for a repeated key | 409 for a key reused with another body | 400 with a message. Staff dashboards get new_order at once;
+     the buyer gets a notification.
+GET  /api/orders/?limit=&offset=  -> {"orders": [...], "count": n}: the caller's own
+     orders, every order for staff (service tokens are staff), newest first.
+POST /api/dashboard/alerts/  either Alertmanager's webhook JSON (version 4) with
+     `Authorization: Bearer <ALERT_WEBHOOK_SECRET>`, or a staff token with
+     {"level": "info|warning|critical", "message": "..."} (or an Alertmanager body).
+     -> 200 {"received": n, "stored": n, "truncated": n, "alerts": [...]}; each new alert is stored and
+     pushed as an `alert` frame; an alert state Alertmanager repeats is stored once.
+GET  /api/dashboard/alerts/?limit=  staff: the latest alerts, newest first.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dashboard import live, store
+from switchboard import metrics
+from switchboard.config import env_list
+from switchboard.http import api, int_param, json_error, json_response
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 200
+# Alertmanager does not retry a 4xx, so a notification over this size is not refused
+# (that would drop it all): the first ones are kept and the rest counted as truncated.
+MAX_ALERTS_PER_POST = 500
+IDEMPOTENCY_KEY_MAX = 64
+
+
+# ------------------------------------------------------------------- orders ----
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(ge=1, le=10_000)
+    price: Decimal = Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)
+
+
+class NewOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total: Decimal = Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)
+    items: list[Item] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def items_add_up(self):
+        if self.items:
+            expected = sum((i.price * i.quantity for i in self.items), Decimal(0))
+            if expected != self.total:
+                raise ValueError(f"total {self.total} is not the sum of the items ({expected:.2f})")
+        return self
+
+
+@api(["GET", "POST"], body=NewOrder)
+def orders(request, data: NewOrder | None = None):
+    if request.method == "GET":
+        try:
+            limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+            offset = int_param(request, "offset", 0, 0, 10**9)
+        except ValueError as exc:
+            return json_error(400, "invalid_parameter", str(exc))
+        page, count = store.list_orders(request.identity, limit, offset)
+        return json_response({"orders": [o.as_dict() for o in page], "count": count})
+
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        return json_error(400, "invalid_header", f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
+    items = [i.model_dump(mode="json") for i in data.items]
+    order, created = store.create_order(request.identity, data.total, items, key)
+    if not created:
+        if order.total != data.total or order.items != items:
+            # A key reused for another order is a client bug; answering with the first
+            # order would hide it.
+            return json_error(409, "idempotency_key_reused", "this Idempotency-Key was used for a different order")
+        metrics.DASHBOARD_ORDERS.labels("repeat").inc()
+        return json_response(order.as_dict(), status=200)
+    metrics.DASHBOARD_ORDERS.labels("created").inc()
+    live.order_pushed(order)
+    return json_response(order.as_dict(), status=201)
+
+
+# ------------------------------------------------------------------- alerts ----
+class AmAlert(BaseModel):
+    """One alert of Alertmanager's webhook payload (version 4); other keys ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime | None = None  # noqa: N815 (Alertmanager's spelling)
+    fingerprint: str = Field(default="", max_length=64)
+
+
+class AmPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    version: str = "4"
+    status: str = "firing"
+    alerts: list[AmAlert]
+
+
+class StaffAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: Literal["info", "warning", "critical"] = "info"
+    message: str = Field(min_length=1, max_length=2000)
+
+
+# Alertmanager's severity labels are free text; these are the common spellings.
+SEVERITY = {
+    "critical": "critical",
+    "page": "critical",
+    "error": "critical",
+    "high": "critical",
+    "warning": "warning",
+    "warn": "warning",
+    "medium": "warning",
+}
+
+
+def level_of(labels: dict[str, str]) -> str:
+    return SEVERITY.get(labels.get("severity", "").strip().lower(), "info")
+
+
+def _am_fields(alert: AmAlert) -> dict:
+    name = alert.labels.get("alertname", "")[:200]
+    text = alert.annotations.get("summary") or alert.annotations.get("description") or name or "alert"
+    if alert.status == "resolved":
+        text = f"Resolved: {text}"
+    return {
+        "source": "alertmanager",
+        "level": level_of(alert.labels),
+        "status": alert.status,
+        "name": name,
+        "message": text[:2000],
+        "fingerprint": alert.fingerprint or store.alert_fingerprint(alert.labels),
+        "starts_at": alert.startsAt,
+        "labels": alert.labels,
+    }
+
+
+def _webhook_secret_matches(request) -> bool:
+    # Several comma-separated secrets are all accepted, so a secret can be rotated
+    # without a gap: add the new one, switch Alertmanager, then drop the old one.
+    secrets = env_list("ALERT_WEBHOOK_SECRET")
+    header = request.headers.get("Authorization", "")
+    if not secrets or header[:7].lower() != "bearer ":
+        return False
+    offered = header[7:].strip().encode()
+    # Compare with every one, so the time taken says nothing about which matched.
+    return sum(hmac.compare_digest(offered, s.encode()) for s in secrets) > 0
+
+
+def _invalid(exc: ValidationError):
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return json_error(400, "invalid_body", f"{where}: {first['msg']}")
+
+
+@api(["GET", "POST"], auth=False)
+def alerts(request):
+    from_alertmanager = request.method == "POST" and _webhook_secret_matches(request)
+    identity = None if from_alertmanager else request.identity
+    if not from_alertmanager:
+        if identity is None:
+            return json_error(401, "unauthorized", "send the webhook secret or a staff bearer token")
+        if not identity.is_staff:
+            return json_error(403, "forbidden", "staff only")
+    if request.method == "GET":
+        try:
+            limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+        except ValueError as exc:
+            return json_error(400, "invalid_parameter", str(exc))
+        return json_response({"alerts": [a.as_dict() for a in store.recent_alerts(limit)]})
+
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        return json_error(400, "invalid_json", "the body is not JSON")
+    try:
+        if from_alertmanager or (isinstance(body, dict) and "alerts" in body):
+            payload = AmPayload.model_validate(body)
+            candidates = [_am_fields(a) for a in payload.alerts[:MAX_ALERTS_PER_POST]]
+            truncated = max(0, len(payload.alerts) - MAX_ALERTS_PER_POST)
+            if truncated:
+                log.warning("alert webhook: %d alerts over the limit of %d ignored", truncated, MAX_ALERTS_PER_POST)
+                metrics.DASHBOARD_ALERTS.labels("alertmanager", "truncated").inc(truncated)
+            source = "alertmanager"
+        else:
+            plain = StaffAlert.model_validate(body)
+            candidates = [
+                {"source": "staff", "level": plain.level, "message": plain.message, "created_by": identity.username}
+            ]
+            source = "staff"
+            truncated = 0
+    except ValidationError as exc:
+        return _invalid(exc)
+    stored = []
+    for fields in candidates:
+        alert, created = store.store_alert(**fields)
+        metrics.DASHBOARD_ALERTS.labels(source, "stored" if created else "repeat").inc()
+        if created:
+            stored.append(alert)
+            live.alert_pushed(alert)
+    return json_response(
+        {
+            "received": len(candidates),
+            "stored": len(stored),
+            "truncated": truncated,
+            "alerts": [a.as_dict() for a in stored],
+        }
+    )
