@@ -12,6 +12,7 @@ an HTTP status ("403" for a WebSocket refused before the handshake, by Origin).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -35,12 +36,20 @@ EXAMPLES = {
     "/ws/chat/{room}/": "/ws/chat/lobby/",
     "/ws/tasks/": "/ws/tasks/",
     "api/chat/rooms/<slug:slug>/messages/": "/api/chat/rooms/lobby/messages/",
+    # Objects nobody owns: the answer must not depend on whose token asks.
+    "/ws/collab/{doc}/": "/ws/collab/999999/",
+    "api/collab/documents/<int:doc_id>/": "/api/collab/documents/999999/",
+    "api/collab/documents/<int:doc_id>/share/": "/api/collab/documents/999999/share/",
+    "api/notifications/<int:notification_id>/read/": "/api/notifications/999999/read/",
+    "api/reports/<uuid:task_id>/": "/api/reports/00000000-0000-4000-8000-000000000000/",
+    "api/reports/<uuid:task_id>/download/": "/api/reports/00000000-0000-4000-8000-000000000000/download/",
 }
 
 ANON = ("none", "expired", "bad_signature")
 OPEN_TO_USERS = {w: (4401 if w in ANON else "open") for w in WHO}
 REST_USERS = {w: (401 if w in ANON else 200) for w in WHO}
 REST_STAFF = {w: (401 if w in ANON else 200 if w == "staff" else 403) for w in WHO}
+NOT_FOUND = {w: (401 if w in ANON else 404) for w in WHO}
 
 # key -> (method, {who: expected}); Origin never changes a REST answer (bearer tokens,
 # no cookies), and a foreign Origin refuses every WebSocket with HTTP 403.
@@ -55,6 +64,21 @@ EXPECT: dict[str, tuple[str, dict[str, object]]] = {
     "api/auth/stats/": ("GET", REST_STAFF),
     "api/chat/rooms/": ("GET", REST_USERS),
     "api/chat/rooms/<slug:slug>/messages/": ("GET", REST_USERS),
+    "ws:notifications": ("WS", OPEN_TO_USERS),  # each user joins only their own stream
+    "ws:collab": ("WS", {w: (4401 if w in ANON else 4404) for w in WHO}),  # no such document
+    "ws:dashboard": ("WS", {w: (4401 if w in ANON else "open" if w == "staff" else 4403) for w in WHO}),
+    "api/collab/documents/": ("GET", REST_USERS),
+    "api/collab/documents/<int:doc_id>/": ("GET", NOT_FOUND),
+    "api/collab/documents/<int:doc_id>/share/": ("POST", NOT_FOUND),
+    "api/dashboard/alerts/": ("GET", REST_STAFF),
+    "api/notifications/": ("GET", REST_USERS),
+    "api/notifications/<int:notification_id>/read/": ("POST", NOT_FOUND),
+    "api/notifications/read-all/": ("POST", REST_USERS),
+    "api/orders/": ("GET", REST_STAFF),
+    "api/reports/": ("GET", REST_USERS),
+    "api/reports/<uuid:task_id>/": ("GET", NOT_FOUND),
+    "api/reports/<uuid:task_id>/download/": ("GET", NOT_FOUND),
+    "api/reports/stats/": ("GET", REST_STAFF),
 }
 
 
@@ -133,7 +157,8 @@ async def test_matrix(fleet, who_tokens, key, who, origin, expected):
             assert str(exc.response.status_code) == expected
             return
         try:
-            got = await client.closed_with(timeout=1.5)
+            # A route that streams (the dashboard ticks) never goes quiet: bound the wait.
+            got = await asyncio.wait_for(client.closed_with(timeout=1.5), 2.0)
         except TimeoutError:
             got = "open"
         await client.close()
@@ -145,6 +170,6 @@ async def test_matrix(fleet, who_tokens, key, who, origin, expected):
         headers["Origin"] = o
     if path.endswith("/users/"):
         path += "?username=bob"
-    body = {"username": "alice", "password": "wrong"} if method == "POST" else None
+    body = ({"username": "alice", "password": "wrong"} if "token" in key else {}) if method == "POST" else None
     res = httpx.request(method, fleet.url + path, headers=headers, json=body, timeout=10)
     assert res.status_code == expected, res.text[:200]
