@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/services
 # Django services with unit tests, each run with its own settings.
 SERVICES := ws_gateway chat collab dashboard notification report_worker
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke faults
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -52,6 +52,13 @@ bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/re
 
 bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
 	$(PY) bench/run.py --scale smoke
+
+# The whole fault campaign: every fault row, 10,000 fuzzed frames per route (rate
+# limits raised so they reach the parser), the table printed and written as JSON.
+faults: venv deps  ## fault campaign: table of lost/duplicated messages per fault, in var/faults.json
+	SWITCHBOARD_FAULTS=all FUZZ_EXAMPLES=10000 FAULTS_JSON=$(CURDIR)/var/faults.json \
+	RATE_CONN_PER_SECOND=2000 RATE_CONN_BURST=2000 RATE_USER_PER_SECOND=4000 RATE_USER_BURST=4000 \
+		$(BIN)/pytest tests-e2e/faults -s --timeout 3600
 
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
 WEB_COLLAB := web/collab

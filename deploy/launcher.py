@@ -115,6 +115,9 @@ class Fleet:
     redis_url: str | None = None  # None: start a redis-server for this run
     env: dict[str, str] = field(default_factory=dict)
     console: bool = False  # programs' output to the terminal (make run) or to files
+    # Extra environment per service name, e.g. {"chat": {"DATABASE_URL": ...}}: each
+    # service owns its database, so the fault campaign points each at its own.
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     programs: list[Program] = field(default_factory=list)
 
     # ------------------------------------------------------------- planning ----
@@ -193,6 +196,7 @@ class Fleet:
                             "DJANGO_SETTINGS_MODULE": svc.settings,
                             "METRICS_PORT": str(metrics_port),
                             "SERVICE_NAME": name,
+                            **self.service_env.get(svc.name, {}),
                         },
                         http_port=port,
                         metrics_port=metrics_port,
@@ -209,6 +213,7 @@ class Fleet:
                             "DJANGO_SETTINGS_MODULE": svc.settings,
                             "METRICS_PORT": str(metrics_port),
                             "SERVICE_NAME": f"{svc.name}-inbox",
+                            **self.service_env.get(svc.name, {}),
                         },
                         metrics_port=metrics_port,
                     )
@@ -295,7 +300,12 @@ class Fleet:
     def prepare(self) -> None:
         """Migrate and seed every service's database (idempotent)."""
         for svc in SERVICES:
-            env = {**os.environ, **self.base_env, "DJANGO_SETTINGS_MODULE": svc.settings}
+            env = {
+                **os.environ,
+                **self.base_env,
+                "DJANGO_SETTINGS_MODULE": svc.settings,
+                **self.service_env.get(svc.name, {}),
+            }
             subprocess.run(
                 [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
             )

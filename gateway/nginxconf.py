@@ -94,6 +94,8 @@ http {{
     uwsgi_temp_path {prefix}/nginx-uwsgi;
     scgi_temp_path {prefix}/nginx-scgi;
     client_max_body_size 2m;
+    # A handshake that never completes holds a connection: drop it after 10 s (default 60).
+    client_header_timeout 10s;
     proxy_http_version 1.1;
 {"".join(blocks)}
     server {{

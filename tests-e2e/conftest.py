@@ -20,6 +20,8 @@ E2E_ENV = {
     "CONNECT_TIMEOUT_SECONDS": "3",
     "PRESENCE_TTL_SECONDS": "6",
     "PRESENCE_HEARTBEAT_SECONDS": "2",
+    # A slow client is closed after a few hundred KB, so its test sends seconds of load.
+    "WS_SEND_BUFFER_BYTES": "262144",
     # collab: small enough that the suite's edits cross it several times.
     "COLLAB_COMPACT_UPDATES": "20",
     # dashboard: a tick a second and a 3 s lease, so counting ticks and a publisher

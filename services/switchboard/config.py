@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
         "0",
         "1 lets ws-gateway accept permessage-deflate: less bandwidth, tens of KB more memory per socket.",
     ),
+    Setting(
+        "WS_SEND_BUFFER_BYTES",
+        "1048576",
+        "Bytes ws-gateway holds for one client that does not read; above it the socket closes with 4008.",
+    ),
     Setting("RATE_USER_PER_SECOND", "20", "Sustained frames per second per user, across all gateways."),
     Setting("RATE_USER_BURST", "40", "Frames a user may send at once before the per-user limit applies."),
     Setting("RATE_CONN_PER_SECOND", "10", "Sustained frames per second per connection."),

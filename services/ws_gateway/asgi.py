@@ -12,7 +12,14 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import autobahn_logs, daphne_close_codes, daphne_deflate, drain, twisted_writes  # noqa: E402
+from ws_gateway import (  # noqa: E402
+    autobahn_logs,
+    daphne_close_codes,
+    daphne_deflate,
+    daphne_send_bound,
+    drain,
+    twisted_writes,
+)
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
@@ -20,6 +27,7 @@ daphne_close_codes.install()
 daphne_deflate.install()
 autobahn_logs.install()
 twisted_writes.install()
+daphne_send_bound.install()
 drain.install()  # SIGTERM closes every socket with 1001 before daphne stops
 
 application = ProtocolTypeRouter(
