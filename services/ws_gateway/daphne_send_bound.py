@@ -38,11 +38,6 @@ def buffered_bytes(transport) -> int:
     too closes a stuck client after the limit, not after the kernel's autotuned send
     buffer (up to tcp_wmem's 4 MiB) has filled first."""
     held = len(getattr(transport, "dataBuffer", b"")) + int(getattr(transport, "_tempDataLen", 0) or 0)
-    if held == 0:
-        # The kernel took every byte so far: nothing is held in this process, and the
-        # kernel's share is bounded by tcp_wmem. Skipping the ioctl here keeps a
-        # 1,000-member fan-out free of 1,000 extra system calls per message.
-        return 0
     try:
         held += struct.unpack("i", fcntl.ioctl(transport.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
     except (AttributeError, OSError, ValueError):

@@ -17,6 +17,7 @@ import socket
 import time
 
 import pytest
+import websockets
 from wsclient import Client
 
 from switchboard import routes
@@ -65,7 +66,10 @@ async def test_a_query_string_token_never_reaches_a_log(fleet, tokens):
     seen = []
     for route in routes.load().websocket:
         client = await Client.connect(fleet.ws_url + PATHS.get(route.path, route.path) + f"?token={tokens['admin']}")
-        seen.append(await client.drain(0.5))
+        try:
+            seen.append(await client.drain(0.5))
+        except websockets.ConnectionClosed:
+            pass  # refused (e.g. 4404 for a document that does not exist): logged or not, that is the test
         await client.close()
     await asyncio.sleep(1.0)
     logs = [*(fleet.run_dir / "logs").glob("*.log"), *fleet.run_dir.glob("*.log"), *fleet.run_dir.glob("logs/**/*")]
