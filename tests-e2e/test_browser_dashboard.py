@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 from browser import CHROMIUM_ARGS, chromium_path, login
-from conftest import E2E_ENV
+from fleetenv import E2E_ENV
 from playwright.async_api import async_playwright, expect
 
 

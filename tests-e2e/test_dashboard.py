@@ -13,7 +13,7 @@ import urllib.request
 import httpx
 import pytest
 import redis
-from conftest import E2E_ENV
+from fleetenv import E2E_ENV
 from prometheus_client.parser import text_string_to_metric_families
 from wsclient import Client
 

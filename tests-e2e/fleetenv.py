@@ -1,0 +1,22 @@
+"""The e2e fleet's settings, in a module of its own so that tests can import them
+(a `conftest` module name is ambiguous: tests-e2e/faults has one too)."""
+
+E2E_ENV = {
+    # Short enough that a test of the timeout waits seconds, not minutes.
+    "CONNECT_TIMEOUT_SECONDS": "3",
+    "PRESENCE_TTL_SECONDS": "6",
+    "PRESENCE_HEARTBEAT_SECONDS": "2",
+    # A slow client is closed after a few hundred KB, so its test sends seconds of load.
+    "WS_SEND_BUFFER_BYTES": "262144",
+    # collab: small enough that the suite's edits cross it several times.
+    "COLLAB_COMPACT_UPDATES": "20",
+    # dashboard: a tick a second and a 3 s lease, so counting ticks and a publisher
+    # handover take seconds; the webhook secret the Alertmanager-format tests send.
+    "DASHBOARD_STATS_INTERVAL_SECONDS": "1",
+    "DASHBOARD_LEASE_SECONDS": "3",
+    "ALERT_WEBHOOK_SECRET": "e2e-alertmanager-secret",
+    # reports: steps paced so a kill lands mid-report; a killed worker's task comes
+    # back after 10 s (above the longest e2e report, so none runs twice while alive).
+    "REPORT_STEP_SECONDS": "0.4",
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS": "10",
+}
