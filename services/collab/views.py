@@ -21,8 +21,7 @@ from pydantic import BaseModel, Field
 
 from collab import store
 from collab.models import Access, Document
-from switchboard import tokens
-from switchboard.config import env
+from switchboard import users
 from switchboard.http import api, json_error, json_response
 
 
@@ -82,17 +81,7 @@ def document(request, doc_id: int):
 
 
 def lookup_user(username: str) -> dict | None:
-    """ws-gateway owns users: ask it, with a short-lived service token."""
-    res = httpx.get(
-        f"{env('GATEWAY_URL')}/api/auth/users/",
-        params={"username": username},
-        headers={"Authorization": f"Bearer {tokens.service_token('collab')}"},
-        timeout=5,
-    )
-    if res.status_code == 404:
-        return None
-    res.raise_for_status()
-    return res.json()
+    return users.lookup_user(username, "collab")
 
 
 @api(["POST"], body=ShareBody)

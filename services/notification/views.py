@@ -16,8 +16,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from notification import store
-from switchboard import metrics, publish, tokens
-from switchboard.config import env
+from switchboard import metrics, publish, users
 from switchboard.http import api, int_param, json_error, json_response
 
 
@@ -29,17 +28,9 @@ class NewNotification(BaseModel):
 
 
 def resolve_user(username: str) -> int | None:
-    """The id of `username`, asked of ws-gateway, which owns users (staff-only lookup)."""
-    res = httpx.get(
-        f"{env('GATEWAY_URL')}/api/auth/users/",
-        params={"username": username},
-        headers={"Authorization": f"Bearer {tokens.service_token('notification')}"},
-        timeout=5,
-    )
-    if res.status_code == 404:
-        return None
-    res.raise_for_status()
-    return int(res.json()["id"])
+    """The id of `username`, asked of ws-gateway (switchboard.users)."""
+    user = users.lookup_user(username, "notification")
+    return None if user is None else int(user["id"])
 
 
 def _push_count(user_id: int) -> None:
