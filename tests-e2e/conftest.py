@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+from browser import CHROMIUM_ARGS, chromium_path
 from fleetenv import E2E_ENV
 from wsclient import token
 
@@ -37,3 +38,14 @@ def fleet(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokens(fleet):
     return {name: token(fleet.url, name) for name in ("alice", "bob", "admin")}
+
+
+@pytest.fixture
+async def browser():
+    """Debian's Chromium under Playwright (no browser downloads work here)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-from browser import CHROMIUM_ARGS, chromium_path, login
-from playwright.async_api import async_playwright, expect
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+from browser import login
+from playwright.async_api import expect
 
 
 async def test_two_users_exchange_messages_in_the_lobby(fleet, browser):

@@ -7,18 +7,9 @@ import re
 import time
 
 import httpx
-import pytest
-from browser import CHROMIUM_ARGS, chromium_path, login
+from browser import login
 from fleetenv import E2E_ENV
-from playwright.async_api import async_playwright, expect
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+from playwright.async_api import expect
 
 
 async def test_dashboard_page_shows_a_new_order_and_an_alert_without_reload(fleet, tokens, browser):

@@ -5,17 +5,8 @@ logged-in user, and a report requested on the reports page fills its progress ba
 from __future__ import annotations
 
 import httpx
-import pytest
-from browser import CHROMIUM_ARGS, chromium_path, login
-from playwright.async_api import async_playwright, expect
-
-
-@pytest.fixture
-async def browser():
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+from browser import login
+from playwright.async_api import expect
 
 
 async def test_bell_count_rises_and_report_progress_reaches_100(fleet, tokens, browser):

@@ -13,26 +13,17 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
-from redis.asyncio import Redis
 
 from chat import store
 from switchboard import metrics, publish, routes
 from switchboard.closecodes import CloseCode
-from switchboard.config import env, env_float, env_int
+from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
 from switchboard.inbox import InboxConsumer
-from switchboard.presence import Presence
+from switchboard.presence import shared as presence
 from switchboard.protocol import frame, now_iso
 
 log = logging.getLogger(__name__)
-_presence: Presence | None = None
-
-
-def presence() -> Presence:
-    global _presence
-    if _presence is None:
-        _presence = Presence(Redis.from_url(env("REDIS_URL")))
-    return _presence
 
 
 def room_group(slug: str) -> str:

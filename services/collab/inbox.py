@@ -26,30 +26,20 @@ from collections import OrderedDict
 
 from channels.db import database_sync_to_async
 from pycrdt import Doc, Text, merge_updates
-from redis.asyncio import Redis
 
 from collab import store, ydoc
 from switchboard import metrics, publish, routes
 from switchboard.closecodes import CloseCode
-from switchboard.config import env, env_int
+from switchboard.config import env_int
 from switchboard.errors import ErrorCode
 from switchboard.inbox import InboxConsumer
-from switchboard.presence import Presence
+from switchboard.presence import shared as presence
 from switchboard.protocol import frame
 
 log = logging.getLogger(__name__)
 
 # Awareness states a document holds; beyond this, new client ids are not relayed.
 MAX_AWARENESS_CLIENTS = 1000
-
-_presence: Presence | None = None
-
-
-def presence() -> Presence:
-    global _presence
-    if _presence is None:
-        _presence = Presence(Redis.from_url(env("REDIS_URL")))
-    return _presence
 
 
 def doc_group(doc_id: int) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from switchboard.config import env_int
+from switchboard.config import env, env_int
 
 PREFIX = "sb:presence:"
 ALL = "all"
@@ -94,3 +94,15 @@ class Presence:
 
     async def count_connections(self, topic: str) -> int:
         return await self.redis.zcount(PREFIX + topic, time.time(), "+inf")
+
+
+_shared: Presence | None = None
+
+
+def shared() -> Presence:
+    """This process's Presence on REDIS_URL (services' inbox workers read through it).
+    Tests reset `_shared` between event loops: a Redis client belongs to its loop."""
+    global _shared
+    if _shared is None:
+        _shared = Presence(Redis.from_url(env("REDIS_URL")))
+    return _shared

@@ -9,6 +9,7 @@ from channels.testing import ApplicationCommunicator
 from chat import inbox as chat_inbox
 from chat.inbox import ChatInbox
 from chat.models import ChatRoom
+from switchboard import presence as presence_module
 from switchboard.presence import Member
 
 pytestmark = [pytest.mark.usefixtures("channel_layers"), pytest.mark.django_db(transaction=True)]
@@ -17,7 +18,7 @@ ALICE = {"id": 1, "username": "alice", "is_staff": False}
 
 @pytest.fixture(autouse=True)
 def fresh_presence(monkeypatch):
-    monkeypatch.setattr(chat_inbox, "_presence", None)
+    monkeypatch.setattr(presence_module, "_shared", None)
 
 
 async def receive(channel, timeout=5):

@@ -13,6 +13,7 @@ from pycrdt import Doc, Text
 
 from collab import inbox, store, ydoc
 from collab.models import Update
+from switchboard import presence as presence_module
 from switchboard.tokens import Identity
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("channel_layers")]
@@ -22,9 +23,9 @@ ALICE, BOB, CAROL, EVE = Identity(1, "alice"), Identity(2, "bob"), Identity(3, "
 
 @pytest.fixture(autouse=True)
 def fresh_presence():
-    inbox._presence = None  # its Redis client belongs to the previous test's loop
+    presence_module._shared = None  # its Redis client belongs to the previous test's loop
     yield
-    inbox._presence = None
+    presence_module._shared = None
 
 
 class Socket:
