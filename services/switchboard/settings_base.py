@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 
 from switchboard.config import env, env_bool, env_int, env_list
+from switchboard.routes import MAX_BODY_BYTES
 
 SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
 DEBUG = env_bool("SWITCHBOARD_DEBUG")
@@ -19,6 +20,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 APPEND_SLASH = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
