@@ -94,6 +94,9 @@ http {{
     uwsgi_temp_path {prefix}/nginx-uwsgi;
     scgi_temp_path {prefix}/nginx-scgi;
     client_max_body_size {MAX_BODY_BYTES};
+    # Bodies stay in memory: never in client_body_temp_path, which a worker running as
+    # another user than the launcher (nginx started as root) cannot write (a 500).
+    client_body_buffer_size {MAX_BODY_BYTES};
     # A handshake that never completes holds a connection: drop it after 10 s (default 60).
     client_header_timeout 10s;
     proxy_http_version 1.1;

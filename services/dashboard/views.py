@@ -110,7 +110,8 @@ class AmAlert(BaseModel):
     status: Literal["firing", "resolved"] = "firing"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None  # noqa: N815 (Alertmanager's spelling)
+    # strict: an RFC 3339 string, as the schema says (lax pydantic also takes a number).
+    startsAt: datetime | None = Field(default=None, strict=True)  # noqa: N815 (Alertmanager's spelling)
     fingerprint: str = Field(default="", max_length=64)
 
 
@@ -209,12 +210,13 @@ def alerts(request, query: AlertsQuery | None = None):
         return json_response({"alerts": [a.as_dict() for a in store.recent_alerts(query.limit)]})
 
     try:
-        body = orjson.loads(request.body or b"{}")
+        raw = request.body or b"{}"
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json_error(400, "invalid_json", "the body is not JSON")
     try:
         if from_alertmanager or (isinstance(body, dict) and "alerts" in body):
-            payload = AmPayload.model_validate(body)
+            payload = AmPayload.model_validate_json(raw)
             candidates = [_am_fields(a) for a in payload.alerts[:MAX_ALERTS_PER_POST]]
             truncated = max(0, len(payload.alerts) - MAX_ALERTS_PER_POST)
             if truncated:
@@ -222,7 +224,7 @@ def alerts(request, query: AlertsQuery | None = None):
                 metrics.DASHBOARD_ALERTS.labels("alertmanager", "truncated").inc(truncated)
             source = "alertmanager"
         else:
-            plain = StaffAlert.model_validate(body)
+            plain = StaffAlert.model_validate_json(raw)
             candidates = [
                 {"source": "staff", "level": plain.level, "message": plain.message, "created_by": identity.username}
             ]

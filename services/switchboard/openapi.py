@@ -13,6 +13,7 @@ a URLconf pattern whose view has no `@api` is refused when the document is built
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from importlib import import_module
@@ -74,7 +75,10 @@ def _operation(method: str, ep: Endpoint, path_params: list[dict], components: d
     if params:
         op["parameters"] = params
     if method in BODY_METHODS and (ep.body is not None or ep.body_schema is not None):
-        schema = _model_schema(ep.body, components) if ep.body is not None else ep.body_schema
+        if ep.body is not None:
+            schema = _model_schema(ep.body, components)
+        else:
+            schema = _hoist(copy.deepcopy(ep.body_schema), components)
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
         statuses.setdefault(400, BAD_INPUT)
     if ep.auth:
