@@ -48,16 +48,15 @@ def _push_count(user_id: int) -> None:
     ["GET", "POST"],
     body=NewNotification,
     query=PageQuery,
+    staff=["POST"],
     responses={
         "GET": {200: "the caller's notifications, newest first"},
-        "POST": {201: "created and pushed", 403: "staff only", 502: "the user directory did not answer"},
+        "POST": {201: "created and pushed", 502: "the user directory did not answer"},
     },
 )
 def notifications(request, data: NewNotification | None = None, query: PageQuery | None = None):
     me = request.identity
     if request.method == "POST":
-        if not me.is_staff:
-            return json_error(403, "forbidden", "only staff create notifications over REST")
         try:
             user_id = resolve_user(data.user)
         except httpx.HTTPError as exc:

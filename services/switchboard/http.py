@@ -1,6 +1,7 @@
 """REST plumbing shared by the services' HTTP faces: token auth, JSON bodies, errors.
 
 `@api(methods=["GET"], staff=False)` authenticates the bearer token (tokens.verify),
+requires staff (for every method, or for those listed: `staff=["POST"]`),
 refuses other methods (405 with Allow), parses a JSON body into a pydantic model when
 the view names one (`body=Model`), the query string of a GET into another
 (`query=Model`), and turns a validation error into a 400 with a clear message.
@@ -59,7 +60,7 @@ class Endpoint:
 
     methods: tuple[str, ...]
     auth: bool
-    staff: bool
+    staff: tuple[str, ...]  # the methods only staff may use
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     responses: dict[str, dict[int, str]] = field(default_factory=dict)
@@ -70,13 +71,15 @@ class Endpoint:
 def api(
     methods: list[str],
     *,
-    staff: bool = False,
+    staff: bool | list[str] = False,
     auth: bool = True,
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     responses: dict[str, dict[int, str]] | None = None,
     body_schema: dict[str, Any] | None = None,
 ):
+    staff_methods = tuple(methods) if staff is True else tuple(staff or ())
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
@@ -87,7 +90,7 @@ def api(
             request.identity = bearer_identity(request)
             if auth and request.identity is None:
                 return json_error(401, "unauthorized", "a valid bearer token is required")
-            if staff and not request.identity.is_staff:
+            if request.method in staff_methods and not request.identity.is_staff:
                 return json_error(403, "forbidden", "staff only")
             if query is not None and request.method == "GET":
                 # An empty value is an absent one (a form's empty field).
@@ -106,7 +109,7 @@ def api(
         wrapper.api = Endpoint(
             tuple(methods),
             auth,
-            staff,
+            staff_methods,
             body,
             query,
             responses or {},

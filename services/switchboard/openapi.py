@@ -85,7 +85,7 @@ def _operation(method: str, ep: Endpoint, path_params: list[dict], components: d
         statuses.setdefault(401, "no valid bearer token")
     else:
         op["security"] = []
-    if ep.staff:
+    if method in ep.staff:
         statuses.setdefault(403, "staff only")
     op["responses"] = {str(s): _response(s, text) for s, text in sorted(statuses.items())}
     return op

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_authz_matrix import rest_endpoints
+from test_authz_matrix import ANON, rest_endpoints, who_tokens  # noqa: F401 (a fixture)
 
 from launcher import SERVICES
 
@@ -48,6 +48,39 @@ def test_every_service_with_an_api_serves_a_document_of_every_endpoint(fleet):
         res = httpx.get(fleet.url + document_url(service), timeout=10)
         assert res.status_code == 200, (service, res.text[:300])
         assert set(res.json()["paths"]) == {template(p) for p in ENDPOINTS[service]}, service
+
+
+def concrete(path: str, operation: dict) -> str:
+    """The path with an id nobody owns in each parameter (refused before any lookup)."""
+    for p in operation.get("parameters", []):
+        if p["in"] == "path":
+            path = path.replace("{" + p["name"] + "}", "999999")
+    return path
+
+
+@pytest.mark.parametrize("service", HTTP_SERVICES)
+def test_every_operation_that_needs_a_token_refuses_anonymous_and_staff_only_refuses_users(
+    fleet,
+    who_tokens,  # noqa: F811 (the fixture imported above)
+    service,
+):
+    """The authorization matrix has one method per endpoint; this covers every other
+    operation, from what its document says (security, and 403 "staff only")."""
+    doc = httpx.get(fleet.url + document_url(service), timeout=10).json()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            if op.get("security") == []:
+                continue  # public, or the view checks itself (its matrix row says how)
+            url = fleet.url + concrete(path, op)
+            staff_only = op["responses"].get("403", {}).get("description") == "staff only"
+            for who in (*ANON, "user"):
+                tok = who_tokens[who]
+                headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+                res = httpx.request(method.upper(), url, headers=headers, json={}, timeout=10)
+                if who in ANON:
+                    assert res.status_code == 401, (method, path, who, res.text[:200])
+                elif staff_only:
+                    assert res.status_code == 403, (method, path, who, res.text[:200])
 
 
 @pytest.mark.parametrize("service", HTTP_SERVICES)
