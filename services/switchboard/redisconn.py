@@ -165,7 +165,9 @@ def sync_client_for(host, **kwargs) -> redis.Redis:
 
 
 def celery_broker() -> tuple[str, dict[str, Any]]:
-    """Celery's broker_url and the transport options it needs (kombu's sentinel://)."""
+    """Celery's broker_url and the transport options it needs (kombu's sentinel://).
+    Not handled: TLS to a Sentinel-managed master (rediss:// in REDIS_URL) for Celery,
+    which would need Celery's broker_use_ssl as well."""
     if not sentinels():
         return env("REDIS_URL"), {}
     auth = _auth_and_db()
