@@ -19,6 +19,7 @@ import pytest
 import redis
 from fleetenv import E2E_ENV
 from test_chat import new_room, room_url
+from test_inbox_backlog import backlog_becomes
 from wsclient import Client, token
 
 from launcher import Fleet, free_port
@@ -91,5 +92,16 @@ async def test_chat_and_presence_survive_a_sentinel_failover(sentinel_fleet):
     faces = [p for p in fleet.programs if p.name.endswith("-http") or p.name.startswith("ws-gateway-")]
     ready = {p.name: httpx.get(f"http://127.0.0.1:{p.http_port}/readyz") for p in faces}
     assert {name: r.status_code for name, r in ready.items() if r.status_code != 200} == {}
+
+    # The backlog gauge reads the promoted master too (chat-http's blocking client).
+    fleet.ctl("stop", "chat-inbox")
+    try:
+        await alice.send({"type": "chat_message", "message": "queued", "client_id": "q1"})
+        assert await backlog_becomes(fleet, 1) == 1
+    finally:
+        fleet.ctl("start", "chat-inbox")
+        fleet.wait_ready(time.time() + 30, ["chat-inbox"])
+    assert (await bob.next_of("chat_message", timeout=15))["message"] == "queued"
+    assert await backlog_becomes(fleet, 0) == 0
     for client in (alice, bob, admin):
         await client.close()
