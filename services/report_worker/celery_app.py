@@ -17,12 +17,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "report_worker.settings")
 
 from celery import Celery  # noqa: E402
 
-from switchboard.config import env, env_int  # noqa: E402
+from switchboard import redisconn  # noqa: E402
+from switchboard.config import env_int  # noqa: E402
 
+# REDIS_URL, or the Sentinel-managed master (redisconn: kombu's sentinel:// URLs).
+broker_url, broker_options = redisconn.celery_broker()
 app = Celery("report_worker", set_as_current=True)
 app.conf.update(
-    broker_url=env("REDIS_URL"),
-    broker_transport_options={"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS")},
+    broker_url=broker_url,
+    broker_transport_options={**broker_options, "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS")},
     broker_connection_retry_on_startup=True,
     # Progress and results live in the Report record and on /ws/tasks/, not in Celery.
     task_ignore_result=True,
