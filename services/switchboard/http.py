@@ -93,8 +93,12 @@ def api(
             if request.method in staff_methods and not request.identity.is_staff:
                 return json_error(403, "forbidden", "staff only")
             if query is not None and request.method == "GET":
-                # An empty value is an absent one (a form's empty field).
-                given = {k: v for k, v in request.GET.items() if v != ""}
+                # What the document says: each parameter once, of its type ("" is
+                # not an integer; a repeated one is not the last one silently).
+                repeated = [k for k in request.GET if len(request.GET.getlist(k)) > 1 and k in query.model_fields]
+                if repeated:
+                    return json_error(400, "invalid_parameter", f"{repeated[0][:40]}: given more than once")
+                given = {k: v for k, v in request.GET.items()}
                 try:
                     kwargs["query"] = query.model_validate(given)
                 except ValidationError as exc:

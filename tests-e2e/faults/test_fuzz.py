@@ -295,7 +295,9 @@ class YjsSocket:
 
     def insert(self, where: float, value: str) -> None:
         before = self.doc.get_state()
-        self.text.insert(int(where * len(self.text)), value)
+        # pycrdt indexes UTF-8 bytes: an index inside a character would be our bug.
+        current = str(self.text)
+        self.text.insert(len(current[: int(where * len(current))].encode()), value)
         self.ws.send(ydoc.update_message(self.doc.get_update(before)))
 
 
