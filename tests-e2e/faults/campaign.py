@@ -405,7 +405,7 @@ class NotificationLoad(Load):
         row.sockets_dropped = sum(r.drops for r in self.receivers.values())
         only_listed = len(listed - shown)
         if only_listed:
-            row.note = f"{only_listed} not pushed live, shown by the unread list after reconnect"
+            row.note += f"{only_listed} not pushed live, shown by the unread list after reconnect"
         return row
 
 
@@ -566,7 +566,7 @@ class CollabLoad(Load):
         row.duplicated = len(in_doc) - len(set(in_doc))
         row.sockets_dropped = sum(e.drops for e in self.editors)
         if row.converged == "no":
-            row.note = f"server {len(text)} chars, clients {[len(e.value) for e in self.editors]}"
+            row.note += f"server {len(text)} chars, clients {[len(e.value) for e in self.editors]}"
         return row
 
 
@@ -663,7 +663,7 @@ class ReportLoad(Load):
         row.lost = max(row.lost, row.acknowledged - row.delivered)
         row.duplicated = sum(max(0, self._completions(t) - 1) for t in self.task_ids)
         row.sockets_dropped = self.drops
-        row.note = f"attempts per report: {attempts}"
+        row.note = "; ".join(x for x in (row.note, f"runs per report: {attempts}") if x)
         return row
 
 

@@ -68,6 +68,7 @@ def check(rows: list[Row]) -> None:
         assert (row.lost, row.duplicated) == (0, 0), row
         assert row.delivered == row.acknowledged, row
         assert row.converged in ("", "yes"), row
+        assert "not recovered" not in row.note, row
 
 
 FAULTS = [
