@@ -406,6 +406,10 @@ class NotificationLoad(Load):
         only_listed = len(listed - shown)
         if only_listed:
             row.note += f"{only_listed} not pushed live, shown by the unread list after reconnect"
+        # Stored although the pusher got no 201: a pusher that retried would store it twice.
+        unacked = sum(len(set(r.in_list) - set(self.acked)) for r in self.receivers.values())
+        if unacked:
+            row.note += f"{'; ' if row.note else ''}{unacked} stored without a 201"
         return row
 
 
