@@ -59,8 +59,8 @@ DROPPED = (websockets.ConnectionClosed, OSError, websockets.InvalidHandshake, Ti
 
 @dataclass
 class Row:
+    # Positional order kept: other tests of the campaign build chat rows positionally.
     fault: str
-    load: str = "chat"
     sent: int = 0
     acknowledged: int = 0
     delivered: int = 0
@@ -68,6 +68,7 @@ class Row:
     duplicated: int = 0
     sockets_dropped: int = 0
     seconds_to_recover: float = 0.0
+    load: str = "chat"
     converged: str = ""  # collab: "yes" / "no"
     note: str = ""
 
@@ -699,7 +700,7 @@ async def run_fault(fleet, tokens, fault: str, inject, *, loads=LOADS, warmup=2.
     sending, stop = asyncio.Event(), asyncio.Event()
     sending.set()
     tasks = [asyncio.ensure_future(r) for load in active.values() for r in load.runners(sending, stop)]
-    rows = {name: Row(fault, name) for name in active}
+    rows = {name: Row(fault, load=name) for name in active}
     try:
         await asyncio.wait_for(asyncio.gather(*(load.ready() for load in active.values())), 30)
         await asyncio.sleep(warmup)
