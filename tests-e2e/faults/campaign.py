@@ -11,10 +11,11 @@ Each load is a kind of participant, written the way a real client behaves:
   seen under two seqs.
 * **notifications**: staff pushes notifications through the service's REST path (the
   one other tests use); a push is acknowledged when the service answered 201 (stored).
-  Each receiver (one socket per user) counts the pushes it is shown, and on every
-  (re)connect, and once at the end, reads its unread list, as the web UI does. Lost =
-  acknowledged but neither shown on the socket nor in the unread list; duplicated =
-  one notification pushed twice to a socket, or one push stored twice.
+  Each receiver (one socket per user) counts the pushes it is shown, and reads its
+  unread list on every (re)connect and once at the end (the web UI's bell reads it
+  when opened). Lost = acknowledged but neither shown on the socket nor in the unread
+  list; duplicated = one notification pushed twice to a socket, or one push stored
+  twice.
 * **collab**: two Yjs editors (pycrdt, the y-websocket protocol) and one JSON editor
   (the seed's protocol) insert unique tokens into one document, at token boundaries
   (a Yjs editor at its end, the JSON editor at 0) so no token is ever split. A Yjs
@@ -406,7 +407,7 @@ class NotificationLoad(Load):
         row.sockets_dropped = sum(r.drops for r in self.receivers.values())
         only_listed = len(listed - shown)
         if only_listed:
-            row.note += f"{only_listed} not pushed live, shown by the unread list after reconnect"
+            row.note += f"{only_listed} not pushed live, shown by the unread list"
         # Stored although the pusher got no 201: a pusher that retried would store it twice.
         unacked = sum(len(set(r.in_list) - set(self.acked)) for r in self.receivers.values())
         if unacked:
