@@ -18,14 +18,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "report_worker.settings")
 
 from celery import Celery  # noqa: E402
 
-from switchboard.config import env, env_int  # noqa: E402
+from switchboard import redisconn  # noqa: E402
+from switchboard.config import env_int  # noqa: E402
 
 VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS")
 
+# REDIS_URL, or the Sentinel-managed master (redisconn: kombu's sentinel:// URLs).
+broker_url, broker_options = redisconn.celery_broker()
 app = Celery("report_worker", set_as_current=True)
 app.conf.update(
-    broker_url=env("REDIS_URL"),
+    broker_url=broker_url,
     broker_transport_options={
+        **broker_options,
         "visibility_timeout": VISIBILITY_TIMEOUT,
         # kombu sweeps the unacknowledged tasks every interval x throttle seconds
         # (10 x 10 by default): a task whose worker was killed came back 100 s later
