@@ -43,6 +43,8 @@ PY = sys.executable
 CLIENT = str(ROOT / "bench" / "loadclient.py")
 RESULTS = ROOT / "bench" / "results"
 CLIENT_LIMIT = 0.9
+# Migrating every service and booting the fleet takes minutes when other suites load the machine.
+BOOT_SECONDS = 600
 
 SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # never a production key
 SCALES = {
@@ -148,7 +150,7 @@ def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
 def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
     try:
-        fleet.start(wait=180)
+        fleet.start(wait=BOOT_SECONDS)
         create_rooms(fleet, ["bench-rt", *(f"bench-{n}" for n in scale["receivers"])])
         gw = fleet.program("ws-gateway-0")
         # Straight to the ws-gateway process, as the floor and the peer are reached:
@@ -187,7 +189,7 @@ def serve_switchboard(scale: dict, run_dir: Path) -> None:
     """Keep a bench-configured fleet up for profiling (py-spy) until Ctrl-C."""
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
     try:
-        fleet.start(wait=180)
+        fleet.start(wait=BOOT_SECONDS)
         rooms = ["bench-rt", *(f"bench-{n}" for n in scale["receivers"]), *(f"idle-{i}" for i in range(scale["idle"]))]
         create_rooms(fleet, rooms)
         pids = {p.name: fleet.pid(p.name) for p in fleet.programs}
