@@ -16,6 +16,7 @@ from ws_gateway import (  # noqa: E402
     autobahn_logs,
     daphne_close_codes,
     daphne_deflate,
+    daphne_memory,
     daphne_send_bound,
     drain,
     twisted_writes,
@@ -25,6 +26,7 @@ from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 metrics.serve()
 daphne_close_codes.install()
 daphne_deflate.install()
+daphne_memory.install()  # one small queue per WebSocket, protocol options on the class
 autobahn_logs.install()
 twisted_writes.install()
 daphne_send_bound.install()

@@ -1,4 +1,5 @@
-"""ws-gateway's pub/sub channel layer: a group message is decoded once, not once per member.
+"""ws-gateway's pub/sub channel layer: a group message is decoded once, not once per member,
+and a channel's queue is the socket's own (SocketQueue, ws_gateway/socket_queue.py).
 
 channels_redis's RedisPubSubChannelLayer puts the raw bytes of a group message in the
 queue of every local member and msgpack-decodes them again in each member's
@@ -13,10 +14,14 @@ only publish, and publishing is unchanged.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
+
+from ws_gateway.socket_queue import SocketQueue
 
 
 class _Decoded:
@@ -26,6 +31,11 @@ class _Decoded:
 
     def __init__(self, value):
         self.value = value
+
+
+def decoded(item) -> Mapping | None:
+    """The group message in a queued item if the layer decoded it already, else None."""
+    return item.value if type(item) is _Decoded else None
 
 
 class _DecodeOnceShard(RedisSingleShardConnection):
@@ -55,6 +65,11 @@ class _DecodeOnceLoopLayer(RedisPubSubLoopLayer):
         super().__init__(*args, **kwargs)
         self._shards = [_DecodeOnceShard(shard.host, self) for shard in self._shards]
 
+    async def _subscribe_to_channel(self, channel, queue: SocketQueue | None = None):
+        # As the parent's, with a SocketQueue (a few hundred bytes less than asyncio.Queue).
+        self.channels[channel] = SocketQueue() if queue is None else queue
+        await self._get_shard(channel).subscribe(channel)
+
 
 class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
     """RedisPubSubChannelLayer whose group messages are decoded once per process."""
@@ -64,7 +79,15 @@ class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
             return message.value
         return super().deserialize(message)
 
-    def queue_of(self, channel: str) -> asyncio.Queue:
+    async def new_channel_on(self, queue: SocketQueue, prefix: str = "specific.") -> str:
+        """new_channel(), whose messages go to `queue`: the socket's own input queue
+        (daphne_memory.py), so a socket has one queue and no task copying between two."""
+        layer = self._get_layer()
+        channel = f"{layer.prefix}{prefix}{uuid.uuid4().hex}"
+        await layer._subscribe_to_channel(channel, queue)
+        return channel
+
+    def queue_of(self, channel: str) -> SocketQueue:
         """The local queue of a channel made by new_channel(): what receive() reads.
 
         GatewayConsumer reads it directly and puts its client frames in it too, so a
