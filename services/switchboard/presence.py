@@ -22,7 +22,7 @@ PREFIX = "sb:presence:"
 ALL = "all"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     conn: str
     user_id: int

@@ -12,11 +12,16 @@ Measured with tracemalloc on a gateway holding 1,000+ idle sockets (README
   WebSocket factory per process, so its options are set once on the protocol class,
   where autobahn finds them and copies nothing. A protocol built by any other factory
   still gets its own copies, as before.
+* the handshake: autobahn keeps the raw request and its parsed headers, daphne the
+  scope's header list, for the socket's whole life, though only the handshake reads
+  them (the consumer reads the scope's headers in websocket_connect, before it
+  accepts). Once the socket is open they are emptied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import types
 from functools import partial
 
 from daphne.server import Server
@@ -52,7 +57,10 @@ def _connection_made(self):
     if owner is None:
         copied = [attr for attr in self.CONFIG_ATTRS if not hasattr(cls, attr)]
         for attr in copied:
-            setattr(cls, attr, getattr(self.factory, attr))
+            value = getattr(self.factory, attr)
+            # A plain function on a class would be bound as a method (e.g. the
+            # permessage-deflate accept callback): keep it a plain callable.
+            setattr(cls, attr, staticmethod(value) if isinstance(value, types.FunctionType) else value)
         cls._switchboard_copied = tuple(copied)
         cls._switchboard_options_of = owner = self.factory
     if owner is not self.factory:
@@ -62,6 +70,20 @@ def _connection_made(self):
     _original_connection_made(self)
 
 
+_original_on_open = WebSocketProtocol.onOpen
+
+
+def _on_open(self):
+    _original_on_open(self)
+    # Read by the handshake only; the scope's list is the same object (see above).
+    headers = getattr(self, "clean_headers", None)
+    if headers is not None:
+        headers.clear()
+    self.http_headers.clear()  # also the ConnectionRequest's headers; daphne reads only its path
+    self.http_request_data = b""
+
+
 def install() -> None:
     Server.create_application = _create_application
     WebSocketProtocol._connectionMade = _connection_made
+    WebSocketProtocol.onOpen = _on_open
