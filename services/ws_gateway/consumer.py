@@ -35,8 +35,8 @@ from switchboard.errors import ErrorCode
 from switchboard.presence import ALL, Member, route_topic
 from switchboard.protocol import FrameError, Ping, error_frame, frame, parse_client_frame
 from switchboard.ratelimit import LocalTokenBucket
-from ws_gateway import connections
-from ws_gateway.layers import decoded
+from ws_gateway import connections, daphne_send_bound
+from ws_gateway.layers import decoded, prepared
 from ws_gateway.socket_queue import SocketQueue
 from ws_gateway.wsauth import origin_allowed, read_handshake
 
@@ -325,16 +325,24 @@ class GatewayConsumer(AsyncConsumer):
         out = self.outgoing(message)
         if out is None:
             return True
-        connection = self._server.connections.get(self._protocol)
+        protocol = self._protocol
+        connection = self._server.connections.get(protocol)
         if connection is None or connection.get("disconnected"):
             return True  # as daphne's handle_reply: nothing to write to
-        if out[1]:  # daphne sends no empty frame either
-            if out[0] == "text":
-                self._count_out()
-                self._protocol.serverSend(out[1], False)
-            else:
-                metrics.FRAMES.labels(self.route_name, "out").inc()
-                self._protocol.serverSend(out[1], True)
+        kind, payload = out
+        if not payload:  # daphne sends no empty frame either
+            return True
+        if kind == "text":
+            self._count_out()
+        else:
+            metrics.FRAMES.labels(self.route_name, "out").inc()
+        if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None:
+            # The frame every member sends, encoded once (layers.prepared).
+            frame = prepared(item, payload)
+            if daphne_send_bound.admit(protocol, len(frame.payloadHybi)):
+                protocol.sendPreparedMessage(frame)
+        else:  # compressed or not plainly open: daphne's own path
+            protocol.serverSend(payload, kind == "bytes")
         return True
 
     async def dispatch(self, message):

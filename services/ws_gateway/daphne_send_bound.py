@@ -55,13 +55,13 @@ def buffered_bytes(transport) -> int:
 FRAME_OVERHEAD = 16
 
 
-def _server_send(self, content, binary=False):
+def admit(self, size: int) -> bool:
+    """May `size` more bytes be written to this socket? False: it is closing (4008) for
+    holding more than WS_SEND_BUFFER_BYTES unread, and the frame is dropped."""
     if self._switchboard_slow:
-        return  # closing: drop, the client re-reads history on reconnect
+        return False  # closing: drop, the client re-reads history on reconnect
     limit = self.factory.switchboard_send_limit
-    # UTF-8 takes at most 4 bytes a character: an upper bound without encoding twice.
-    size = (len(content) if binary else 4 * len(content)) + FRAME_OVERHEAD
-    bound = self._switchboard_bound + size
+    bound = self._switchboard_bound + size + FRAME_OVERHEAD
     if bound > limit and self.transport is not None:
         held = buffered_bytes(self.transport)
         if held > limit:
@@ -73,10 +73,16 @@ def _server_send(self, content, binary=False):
             # close either, so autobahn's close handshake timeout drops the TCP connection
             # and the buffer is freed.
             self.sendCloseFrame(code=int(CloseCode.SLOW_CONSUMER), isReply=False)
-            return
-        bound = held + size
+            return False
+        bound = held + size + FRAME_OVERHEAD
     self._switchboard_bound = bound
-    _original(self, content, binary)
+    return True
+
+
+def _server_send(self, content, binary=False):
+    # UTF-8 takes at most 4 bytes a character: an upper bound without encoding twice.
+    if admit(self, len(content) if binary else 4 * len(content)):
+        _original(self, content, binary)
 
 
 def install() -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from autobahn.websocket.protocol import PreparedMessage
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
 
@@ -25,12 +26,27 @@ from ws_gateway.socket_queue import SocketQueue
 
 
 class _Decoded:
-    """A group message already decoded; receive() returns its value as is."""
+    """A group message already decoded; receive() returns its value as is. `prepared`:
+    its frame, encoded once for every socket that sends it as is (see prepared())."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "prepared")
 
     def __init__(self, value):
         self.value = value
+        self.prepared = None
+
+
+def prepared(item, payload: str | bytes) -> PreparedMessage:
+    """The WebSocket frame of a decoded group message's payload, built on first use and
+    shared: a server's frames are unmasked, so every uncompressed socket sends the same
+    bytes (autobahn's PreparedMessage, its API for broadcast)."""
+    frame = item.prepared
+    if frame is None:
+        binary = isinstance(payload, bytes)
+        frame = item.prepared = PreparedMessage(
+            payload if binary else payload.encode(), binary, applyMask=False, doNotCompress=False
+        )
+    return frame
 
 
 def decoded(item) -> Mapping | None:

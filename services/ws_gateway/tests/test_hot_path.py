@@ -143,3 +143,13 @@ async def test_a_channel_filed_under_a_socket_queue_delivers_there(layer):
     assert layer.deserialize(got) == {"type": "gw.send", "text": "hi"}
     await layer.release(channel)
     await layer.flush()
+
+
+def test_a_group_frame_is_encoded_once_as_a_plain_server_frame():
+    from ws_gateway.layers import _Decoded, prepared
+
+    item = _Decoded({"type": "gw.send", "text": "héllo"})
+    frame = prepared(item, "héllo")
+    assert prepared(item, "héllo") is frame  # shared by every member
+    payload = "héllo".encode()
+    assert frame.payloadHybi == bytes([0x81, len(payload)]) + payload  # FIN+text, unmasked
