@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,23 +28,32 @@ from switchboard.routes import load as load_routes  # noqa: E402
 
 HTTP_PORT = 8000
 METRICS_PORT = 9100
-# Replicas of ws-gateway in the local run: enough to prove cross-replica delivery.
-GATEWAY_REPLICAS = 2
+# Replicas of ws-gateway in the local run: `--scale ws-gateway=3` as the README shows,
+# so the smoke suite proves sockets spread over all of them and messages cross.
+GATEWAY_REPLICAS = 3
 
 
 def db_name(svc: Service) -> str:
     return svc.name.replace("-", "_")
 
 
+def self_guarded() -> dict[str, str]:
+    """routes.toml service -> the setting with the credentials its server checks itself
+    (Flower: FLOWER_BASIC_AUTH), from the launcher's daemons."""
+    return {d.serves: d.auth_setting for svc in SERVICES for d in svc.daemons if d.serves and d.auth_setting}
+
+
 def virtual_paths(service: str) -> list[str]:
     """The prefixes nginx-proxy needs for `service` (a routes.toml service): its
     route-table prefixes, less those already covered by a shorter prefix of its own
     (ws-gateway's "/" covers /ws/ etc.), unless another service owns one in between.
-    Staff-only prefixes (/flower/) are never given to nginx-proxy: it cannot make the
-    gateway's staff check (auth_request), so they stay off the public routes."""
+    nginx-proxy cannot make the gateway's staff check (auth_request), so a staff-only
+    prefix is routed only when its server asks for credentials itself (self_guarded:
+    Flower's basic auth, required by compose.yaml); other staff-only prefixes stay off."""
     routes = load_routes().http
     owner = {r.prefix: r.service for r in routes}
-    mine = sorted(r.prefix for r in routes if r.service == service and not r.staff_only)
+    guarded = self_guarded()
+    mine = sorted(r.prefix for r in routes if r.service == service and (not r.staff_only or service in guarded))
     keep = []
     for p in mine:
         covering = [q for q in owner if q != p and p.startswith(q)]
@@ -231,6 +241,9 @@ def compose() -> str:
             if serves:  # its own HTTP port, with its routes and its own /metrics (Flower)
                 port = env_int(daemon.port_setting)
                 extra = [f"      {daemon.port_setting}: '{port}'", *routing_env(serves, port)]
+                if daemon.auth_setting:  # routed by nginx-proxy only because it asks for these
+                    var = daemon.auth_setting
+                    extra.append(f"      {var}: ${{{var}:?set {var} in .env}}")
                 check = f"http://127.0.0.1:{port}{served_prefix(serves)}healthcheck"
             else:
                 extra, check = [], f"http://127.0.0.1:{METRICS_PORT}/healthz"
@@ -275,7 +288,13 @@ def nginx_conf(prefix: Path) -> str:
         for daemon in svc.daemons:
             if getattr(daemon, "serves", ""):
                 upstreams[daemon.serves] = [f"{svc.name}-{daemon.name}:{env_int(daemon.port_setting)}"]
-    conf = render_nginx(upstreams, "80", prefix)
+    # As nginx-proxy: no staff check (auth_request) on a self-guarded route, whose server
+    # asks for its own credentials; the other staff-only routes keep it (nginx-proxy
+    # does not route them at all).
+    table = load_routes()
+    guarded = self_guarded()
+    http = tuple(replace(r, staff_only=False) if r.service in guarded else r for r in table.http)
+    conf = render_nginx(upstreams, "80", prefix, replace(table, http=http))
     # The address of a dead replica does not refuse, it stays silent: without a short
     # connect timeout every request sent its way would wait 60 s before nginx tries the
     # next replica. (nginx-proxy drops a dead container from its upstream instead.)

@@ -49,6 +49,10 @@ class Daemon:
     # routes to it (its upstream), `port_setting` the setting that gets its free port.
     serves: str = ""
     port_setting: str = ""
+    # The setting with credentials the process checks itself (Flower's basic auth). Where
+    # the proxy cannot ask ws-gateway for the staff check (nginx-proxy in compose), only
+    # such a process's staff-only routes are routed, guarded by these credentials.
+    auth_setting: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,13 @@ SERVICES: tuple[Service, ...] = (
         "report_worker.asgi:application",
         daemons=(
             Daemon("celery", ("celery_worker",)),
-            Daemon("flower", ("flower",), serves="flower", port_setting="FLOWER_PORT"),
+            Daemon(
+                "flower",
+                ("flower",),
+                serves="flower",
+                port_setting="FLOWER_PORT",
+                auth_setting="FLOWER_BASIC_AUTH",
+            ),
         ),
     ),
 )

@@ -1,6 +1,6 @@
 """Smoke suite of the compose stack, through the gateway's port on 127.0.0.1 only:
-every container healthy, two ws-gateway replicas, login, every service's routes, chat
-crossing replicas, a restart of a service and the loss of a gateway replica losing no
+every container healthy, GATEWAY_REPLICAS (3) ws-gateway replicas from `--scale`, login,
+every service's routes, sockets spread over every replica and chat crossing them, a restart of a service and the loss of a gateway replica losing no
 message; collab and dashboard when the fleet has them (parametrized by SERVICES)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import uuid
 import httpx
 import pytest
 import websockets
+from composegen import GATEWAY_REPLICAS
 from wsclient import Client
 
 from launcher import SERVICES
@@ -63,10 +64,10 @@ def chat_seqs(client: Client) -> list[int]:
     return [f["seq"] for f in client.frames if f["type"] == "chat_message"]
 
 
-def test_every_container_is_healthy_with_two_gateway_replicas(stack):
+def test_every_container_is_healthy_with_the_scaled_gateway_replicas(stack):
     print("\nNOTE: the gateway here is the local stand-in (Debian nginx, config generated from routes.toml),")
     print("      not nginxproxy/nginx-proxy, which cannot be pulled on this machine.")
-    assert len(stack.containers("ws-gateway")) == 2
+    assert len(stack.containers("ws-gateway")) == GATEWAY_REPLICAS == 3
     for cid in stack.containers():
         state = stack.health(cid)
         name = stack.docker("inspect", "--format", "{{.Name}}", cid).strip()
@@ -97,24 +98,34 @@ def test_the_web_ui_and_its_assets_are_served(stack):
     assert bundle.status_code == 200 and len(bundle.content) > 10_000
 
 
-async def test_a_chat_message_crosses_between_sockets_on_different_replicas(stack, tokens):
+def sockets_per_replica(stack) -> dict[str, float]:
+    """Open sockets each ws-gateway replica holds, from its own /metrics."""
+    return {cid: stack.metric(cid, "switchboard_gateway_connections") for cid in stack.containers("ws-gateway")}
+
+
+async def test_sockets_spread_over_every_replica_and_a_chat_message_crosses_them(stack, tokens):
     room = new_room(stack, tokens)
+    before = sockets_per_replica(stack)
     clients = []
-    for i in range(4):  # the gateway balances round robin: two sockets per replica
+    n = 2 * GATEWAY_REPLICAS  # the gateway balances round robin: two sockets per replica
+    for i in range(n):
         c = await Client.connect(room_url(stack, room), tokens["alice" if i % 2 else "bob"])
         await c.next_of("history", timeout=15)
         clients.append(c)
-    held = {cid: stack.metric(cid, "switchboard_gateway_connections") for cid in stack.containers("ws-gateway")}
-    assert len(held) == 2 and all(n >= 1 for n in held.values()), f"sockets per replica: {held}"
+    after = sockets_per_replica(stack)
+    gained = {cid[:12]: after[cid] - before.get(cid, 0) for cid in after}
+    print(f"\nnew sockets per ws-gateway replica: {gained}")
+    assert len(gained) == GATEWAY_REPLICAS and all(g >= 1 for g in gained.values()), gained
     for i, c in enumerate(clients):
         await send_until_stored(c, {f"x{i}": f"from {i}"})
     for c in clients:
-        for _ in range(4):
+        for _ in range(n):
             await c.next_of("chat_message", timeout=15)
     orders = [[f["client_id"] for f in c.frames if f["type"] == "chat_message"] for c in clients]
-    assert all(sorted(o) == ["x0", "x1", "x2", "x3"] for o in orders)
-    # Every socket, whichever replica holds it, sees all four, each once, in the room's order.
-    assert all(chat_seqs(c) == [1, 2, 3, 4] for c in clients)
+    assert all(sorted(o) == sorted(f"x{i}" for i in range(n)) for o in orders)
+    # Every socket, whichever replica holds it, sees every message, each once, in the
+    # room's order: each was sent on one replica and reached the sockets of all three.
+    assert all(chat_seqs(c) == list(range(1, n + 1)) for c in clients)
     for c in clients:
         await c.close()
 
@@ -148,7 +159,7 @@ async def test_restarting_chat_keeps_every_socket_and_loses_no_message(stack, to
 async def test_killing_a_gateway_replica_its_clients_reconnect_with_since_and_miss_nothing(stack, tokens):
     room = new_room(stack, tokens)
     clients = []
-    for _ in range(4):
+    for _ in range(2 * GATEWAY_REPLICAS):  # round robin: some on every replica
         c = await Client.connect(room_url(stack, room), tokens["bob"])
         await c.next_of("history", timeout=15)
         clients.append(c)

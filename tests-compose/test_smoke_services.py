@@ -1,9 +1,10 @@
-"""Smoke suite, continued: notifications and reports when the fleet has them
+"""Smoke suite, continued: notifications, reports and Flower when the fleet has them
 (parametrized by SERVICES), through the gateway on 127.0.0.1 only."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
 import pytest
@@ -70,3 +71,34 @@ async def test_a_report_streams_its_progress_and_its_owner_downloads_it(stack, t
     other = httpx.get(stack.url + update["result"]["url"], headers=auth(tokens["bob"]), timeout=15)
     assert other.status_code in (403, 404)
     await tasks.close()
+
+
+@pytest.mark.skipif("report-worker" not in NAMES, reason="no report-worker service in SERVICES")
+@pytest.mark.timeout(120)
+async def test_flower_asks_for_its_credentials_and_shows_the_celery_worker(stack, tokens):
+    """nginx-proxy routes /flower/ (VIRTUAL_PATH) without the staff check it cannot make:
+    Flower's own basic auth (FLOWER_BASIC_AUTH from .env) keeps it for staff."""
+    user, _, password = os.environ["SB_FLOWER_AUTH"].partition(":")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        bare = await http.get("/flower/")
+        assert bare.status_code == 401 and bare.headers["www-authenticate"].startswith("Basic")
+        assert (await http.get("/flower/", auth=(user, "wrong"))).status_code == 401
+        # A staff member's session token is not Flower's credential.
+        assert (await http.get("/flower/", headers=auth(tokens["admin"]))).status_code == 401
+        assert (await http.get("/flower/api/workers")).status_code == 401
+        page = await http.get("/flower/", auth=(user, password), follow_redirects=True)
+        assert page.status_code == 200 and "Flower" in page.text
+        # The Celery worker, by its container's host name. Flower asks the workers
+        # (remote control): a worker still starting answers on a later try.
+        worker = stack.containers("report-worker-celery")[0]
+        hostname = stack.docker("inspect", "--format", "{{.Config.Hostname}}", worker).strip()
+        workers: dict = {}
+        for _ in range(30):
+            res = await http.get("/flower/api/workers", params={"refresh": 1}, auth=(user, password))
+            assert res.status_code == 200, res.text
+            workers = res.json()
+            if workers:
+                break
+            await asyncio.sleep(1)
+        print(f"\nFlower sees workers: {sorted(workers)}")
+        assert any(name.endswith(f"@{hostname}") for name in workers), (hostname, sorted(workers))

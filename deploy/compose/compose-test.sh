@@ -9,8 +9,9 @@
 # 4. builds the project image on it (BASE_IMAGE), pip verifying TLS with the host's CA
 #    bundle given as a BuildKit secret, and the local stand-ins for nginx-proxy, Redis
 #    and PostgreSQL (deploy/compose/local.yaml);
-# 5. `up` with 2 ws-gateway replicas, waits until every container is healthy, runs
-#    the suite, and removes the stack and its volumes (KEEP_STACK=1 keeps them).
+# 5. `up` with 3 ws-gateway replicas (composegen.GATEWAY_REPLICAS), waits until every
+#    container is healthy, runs the suite, and removes the stack and its volumes
+#    (KEEP_STACK=1 keeps them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -50,6 +51,7 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
 fi
 
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+flower_auth=staff:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$RUN_DIR/test.env" <<ENV
 # Written by deploy/compose/compose-test.sh for one test run; not a deployment's .env.
 SWITCHBOARD_SECRET_KEY=compose-test-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -59,6 +61,7 @@ GATEWAY_BIND=127.0.0.1
 ALLOWED_ORIGINS=http://127.0.0.1:$port
 SEED_DEMO=1
 SWITCHBOARD_IMAGE=$APP_IMAGE
+FLOWER_BASIC_AUTH=$flower_auth
 ENV
 COMPOSE+=(--env-file "$RUN_DIR/test.env" -p "$PROJECT" -f compose.yaml -f deploy/compose/local.yaml)
 
@@ -122,19 +125,26 @@ echo "      Redis and PostgreSQL are Debian-package stand-ins for the official i
 step "up: $(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale)"
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 stack_up=1
+# A failing `up` (a missing .env value, a container never healthy) fails the run here,
+# with its message: an empty project would otherwise pass the health wait below.
 # shellcheck disable=SC2046
-"${COMPOSE[@]}" up -d --quiet-pull $(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale | sed 's/--scale=/--scale /g') 2>&1 |
-    grep -vE '^(Creating|Starting)' || true
+if ! "${COMPOSE[@]}" up -d --quiet-pull $(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale |
+    sed 's/--scale=/--scale /g') >"$RUN_DIR/up.log" 2>&1; then
+    cat "$RUN_DIR/up.log"
+    echo "compose up failed"
+    exit 1
+fi
+grep -vE '^(Creating|Starting)' "$RUN_DIR/up.log" || true
 
 step "waiting until every container is healthy"
 for _ in $(seq 180); do
-    states=$("$DOCKER" ps -a --filter "label=com.docker.compose.project=$PROJECT" \
-        --format '{{.Names}} {{.Status}}' | grep -vE -- '-migrate_[0-9]+ Exited \(0\)' | grep -vc '(healthy)' || true)
-    [ "$states" = 0 ] && break
+    listing=$("$DOCKER" ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Status}}')
+    states=$(echo "$listing" | grep -vE -- '-migrate_[0-9]+ Exited \(0\)' | grep -vc '(healthy)' || true)
+    [ -n "$listing" ] && [ "$states" = 0 ] && break
     sleep 1
 done
 "$DOCKER" ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}: {{.Status}}' | sort
-[ "$states" = 0 ] || { echo "not every container became healthy"; exit 1; }
+[ -n "$listing" ] && [ "$states" = 0 ] || { echo "not every container became healthy"; exit 1; }
 
 step "smoke suite through http://127.0.0.1:$port (the gateway's only published port)"
-SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" "$ROOT/.venv/bin/pytest" tests-compose -v -s
+SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" SB_FLOWER_AUTH=$flower_auth "$ROOT/.venv/bin/pytest" tests-compose -v -s

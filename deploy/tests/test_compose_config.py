@@ -10,6 +10,8 @@ through nginx-proxy (VIRTUAL_PATH) than through the generated nginx config, and 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import composegen
@@ -70,10 +72,15 @@ def route_service_of(compose_service: str) -> str:
 def test_each_route_reaches_the_same_service_through_nginx_proxy_and_the_generated_config(route):
     paths = virtual_paths()
     assert nginx_locations()[route.prefix] == route.service
-    if route.staff_only:
+    guarded = composegen.self_guarded()
+    if route.staff_only and route.service not in guarded:
         # nginx-proxy cannot ask ws-gateway whether the user is staff: never public there.
         assert route.prefix not in paths
         return
+    if route.staff_only:
+        # Routed only because its server asks for credentials, which compose requires.
+        var = guarded[route.service]
+        assert f"      {var}: ${{{var}:?" in compose_services()[paths[route.prefix]]
     # nginx-proxy makes one location per VIRTUAL_PATH; nginx picks the longest prefix.
     via_proxy = paths[max((p for p in paths if route.prefix.startswith(p)), key=len)]
     assert route_service_of(via_proxy) == route.service
@@ -115,3 +122,45 @@ def test_only_the_gateway_publishes_a_port_and_on_loopback_by_default():
     published = {n: b for n, b in compose_services().items() if "    ports:" in b}
     assert set(published) <= {"proxy", "prometheus"}
     assert '"${GATEWAY_BIND:-127.0.0.1}:' in published["proxy"]
+
+
+def test_the_stand_in_gateway_guards_flower_as_nginx_proxy_does():
+    """The local run's stand-in routes a self-guarded staff route as nginx-proxy would:
+    straight to the server, whose own credentials are the check; the other staff-only
+    routes keep ws-gateway's staff check."""
+    conf = composegen.nginx_conf(Path("/var/lib/switchboard-gateway"))
+    guarded = composegen.self_guarded()
+    assert "flower" in guarded
+    for route in load_routes().http:
+        block = conf.split(f"location {route.prefix} {{", 1)[1].split("}", 1)[0]
+        assert ("auth_request" in block) == (route.staff_only and route.service not in guarded), route.prefix
+
+
+def test_nothing_pins_a_container_so_ws_gateway_scales():
+    """`--scale ws-gateway=3` needs no fixed container name and no fixed host port."""
+    assert "container_name:" not in COMPOSE.read_text()
+    assert "    ports:" not in compose_services()["ws-gateway"]
+
+
+def check_jsonschema(*files: Path) -> subprocess.CompletedProcess:
+    # The compose-spec schema ships inside check-jsonschema: no network needed.
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_compose_files_are_valid_against_the_compose_spec():
+    res = check_jsonschema(COMPOSE, ROOT / "deploy/compose/local.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_schema_check_refuses_a_misspelt_key(tmp_path):
+    """The check above can fail: a typo in a service's keys is an error, not ignored."""
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(COMPOSE.read_text().replace("    restart: unless-stopped\n", "    restrat: unless-stopped\n", 1))
+    res = check_jsonschema(bad)
+    assert res.returncode == 1 and "'restrat' was unexpected" in res.stdout, res.stdout + res.stderr

@@ -130,6 +130,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("REPORT_MAX_ROWS", "100000", "Most rows (messages, orders) one report reads from the owning service."),
     Setting("FLOWER_PORT", "5555", "Port Flower listens on (the launcher picks a free one)."),
+    Setting(
+        "FLOWER_BASIC_AUTH",
+        "",
+        "user:password pairs (comma separated) Flower asks for itself. Empty: none, nginx's staff check guards /flower/ (make run, k8s). Required in compose, where nginx-proxy routes /flower/ and cannot make that check.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

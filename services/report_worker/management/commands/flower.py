@@ -1,6 +1,11 @@
 """`python -m django flower`: Flower for the report worker, with task events on, under
-/flower/ (nginx lets only staff through) on FLOWER_PORT. Its own /flower/metrics is
-what Prometheus scrapes for Celery task states, on the port directly.
+/flower/ on FLOWER_PORT. Its own /flower/metrics is what Prometheus scrapes for Celery
+task states, on the port directly.
+
+Who may reach /flower/: staff. Behind nginx (make run) and ingress-nginx (k8s) the
+proxy asks ws-gateway (auth_request) and Flower trusts it. nginx-proxy (compose)
+cannot make that check, so there Flower asks for FLOWER_BASIC_AUTH itself, which
+compose requires; its /flower/healthcheck and /flower/metrics stay open for probes.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ class Command(BaseCommand):
 
         from report_worker.celery_app import app
 
-        # Flower refuses its JSON API without its own auth; ours is nginx's staff check
-        # in front, and the port itself is reachable only from the host (METRICS_HOST).
-        os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+        # Flower reads FLOWER_BASIC_AUTH from the environment itself (its FLOWER_<option>
+        # convention): not passed in argv, where `ps` would show it.
+        if not env("FLOWER_BASIC_AUTH"):
+            # Flower refuses its JSON API without its own auth; ours is then the proxy's
+            # staff check in front, and the port is reachable only from the host (METRICS_HOST).
+            os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
 
         app.start(
             [
@@ -28,7 +36,6 @@ class Command(BaseCommand):
                 f"--port={env_int('FLOWER_PORT')}",
                 f"--address={env('METRICS_HOST')}",
                 "--url_prefix=flower",
-                # Auth is nginx's auth_request against ws-gateway; Flower trusts its proxy.
                 "--enable_events",
                 "--persistent=False",
                 "--purge_offline_workers=60",
