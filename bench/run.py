@@ -339,6 +339,7 @@ def rows(scale: dict) -> list[tuple[str, str, str, str]]:
         target = "≥50% floor, ≥2× peer" if n >= 1000 else ""
         out.append((f"fan-out {n}: deliveries/s", f"fanout_{n}.max.deliveries_per_s", "high", target))
     top = max(scale["receivers"])
+    out.append((f"fan-out {top}: server CPU µs/delivery", f"fanout_{top}.max.server_us_per_delivery", "low", ""))
     out += [
         (f"fan-out {top} @half: p50 ms", f"fanout_{top}.paced.p50_ms", "low", ""),
         (f"fan-out {top} @half: p95 ms", f"fanout_{top}.paced.p95_ms", "low", ""),
@@ -350,9 +351,33 @@ def rows(scale: dict) -> list[tuple[str, str, str, str]]:
         ("round trip p99 ms", "roundtrip.p99_ms", "low", ""),
         (f"idle {scale['idle']}: KB/socket", "idle.rss_per_socket_kb", "low", "≤20 KB"),
         (f"idle {scale['idle']}: connects/s", "idle.connects_per_s", "high", "≥50% floor"),
+        (f"idle {scale['idle']}: server CPU ms/connect", "idle.server_ms_per_connect", "low", ""),
         (f"dashboard stats/interval 1 vs {scale['dashboard_viewers']}", "dashboard.queries", "low", "equal"),
     ]
     return out
+
+
+def derive(results: dict) -> None:
+    """Server CPU per delivery and per connect, from each phase's CPU and wall time.
+
+    On a shared machine a server gets whatever share of a core the others leave it, so
+    rates move with the load; the CPU a server spends per unit of work moves much less,
+    and its ratio is the fairer comparison (README "Performance")."""
+    for target in ("switchboard", "switchboard-uvicorn", "floor", "peer"):
+        node = results.get(target)
+        if not isinstance(node, dict):
+            continue
+        for name, scenario in node.items():
+            if not isinstance(scenario, dict):
+                continue
+            phase = scenario.get("max")
+            if name.startswith("fanout_") and isinstance(phase, dict) and phase.get("server_cpu") is not None:
+                if phase.get("deliveries"):
+                    cpu_s = phase["server_cpu"] * phase["wall_s"]
+                    phase["server_us_per_delivery"] = round(cpu_s / phase["deliveries"] * 1e6, 1)
+            if name == "idle" and scenario.get("server_cpu") is not None and scenario.get("sockets"):
+                cpu_s = scenario["server_cpu"] * scenario["wall_s"]
+                scenario["server_ms_per_connect"] = round(cpu_s / scenario["sockets"] * 1000, 3)
 
 
 def fmt(v) -> str:
@@ -433,6 +458,7 @@ def main() -> None:
         else:
             results[target] = run_reference(target, scale, run_root / target)
         print(f"   {time.time() - t0:.0f} s", flush=True)
+    derive(results)
     text = table(results, scale)
     results["table"] = text
     print()
