@@ -332,16 +332,20 @@ class GatewayConsumer(AsyncConsumer):
         kind, payload = out
         if not payload:  # daphne sends no empty frame either
             return True
+        if protocol.state != protocol.STATE_OPEN:
+            # The close handshake has begun: autobahn would refuse the frame (and the
+            # consumer die of it); the client gets what it missed on reconnect.
+            return True
         if kind == "text":
             self._count_out()
         else:
             metrics.FRAMES.labels(self.route_name, "out").inc()
-        if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None:
+        if protocol._perMessageCompress is None:
             # The frame every member sends, encoded once (layers.prepared).
             frame = prepared(item, payload)
             if daphne_send_bound.admit(protocol, len(frame.payloadHybi)):
                 protocol.sendPreparedMessage(frame)
-        else:  # compressed or not plainly open: daphne's own path
+        else:  # compressed per socket: daphne's own path
             protocol.serverSend(payload, kind == "bytes")
         return True
 
