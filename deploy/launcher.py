@@ -231,7 +231,12 @@ class Fleet:
             for daemon in svc.daemons:
                 for i in range(daemon.copies):
                     name = f"{svc.name}-{daemon.name}-{i}"
-                    env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": name}
+                    # The service's own environment too (its database): a daemon is that service.
+                    env = {
+                        "DJANGO_SETTINGS_MODULE": svc.settings,
+                        "SERVICE_NAME": name,
+                        **self.service_env.get(svc.name, {}),
+                    }
                     metrics_port = http_port = None
                     if daemon.serves:
                         # Its own HTTP server; it serves no switchboard /healthz port.

@@ -2,7 +2,8 @@
 # Installs the system programs the local fleet and its tests need, from Debian's
 # packages, where they are missing: redis-server, nginx, chromium (browser tests),
 # prometheus and promtool (metrics tests). Needs root and apt-get; otherwise it says
-# what to install by hand and exits non-zero.
+# what to install by hand and exits non-zero. Redis Sentinel needs nothing more: the
+# Sentinel tests run Debian's redis-server as `redis-server <conf> --sentinel`.
 set -euo pipefail
 
 need=()

@@ -17,7 +17,8 @@ import pytest
 from localconfig import third_party_metrics, write
 from wsclient import Client
 
-from launcher import free_port
+from launcher import SERVICES, free_port
+from switchboard.config import env_int
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SCRAPE = "1s"
@@ -171,3 +172,21 @@ async def test_connections_by_route_and_message_rate_match_the_traffic(prometheu
     for c in chatters + viewers:
         await c.close()
     assert await prometheus.until(conns % "chat", lambda v: v == base_chat) == base_chat
+
+
+async def test_inbox_backlog_reaches_prometheus_with_the_labels_the_alerts_group_by(prometheus, fleet):
+    """Every inbox service's HTTP process exports one series per shard, and the
+    `service` and `shard` labels survive the scrape (the target also carries a
+    `service` label): SwitchboardInboxBacklog groups by both, ...WorkerStalled joins on
+    `service`."""
+    expr = "count by (service) (max by (service, shard) (switchboard_inbox_backlog_commands))"
+    await prometheus.until(f"count({expr})", lambda v: v >= 4)
+    shards = {dict(labels)["service"]: n for labels, n in prometheus.query(expr).items()}
+    inbox_services = {s.name for s in SERVICES if s.inbox}
+    assert shards == dict.fromkeys(inbox_services, env_int("INBOX_SHARDS"))
+    joined = prometheus.query(
+        "switchboard_inbox_last_command_timestamp_seconds"
+        " and on(service) (max by (service) (switchboard_inbox_backlog_commands) >= 0)"
+    )
+    # (every process exports the heartbeat gauge, at 0 outside workers: the alert's `> 0`)
+    assert {f"{s}-inbox" for s in inbox_services} <= {dict(labels)["job"] for labels in joined}

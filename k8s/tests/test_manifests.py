@@ -283,3 +283,29 @@ def test_network_policies_fence_the_fleet(overlay):
             labels = by_name(objects, "Deployment")[store]["spec"]["template"]["metadata"]["labels"]
             assert labels["switchboard.io/datastore"] == "true"
             assert labels["app.kubernetes.io/part-of"] != "switchboard"  # not admitted as "fleet"
+
+
+def test_prod_reaches_redis_through_sentinel_and_dev_through_one_url(rendered, monkeypatch):
+    """The settings each overlay gives the pods, read by redisconn as a pod would:
+    prod's channel layers and Celery go through Sentinel, dev's to its one Redis."""
+    from switchboard import redisconn
+
+    secrets = {
+        "dev": by_name(rendered["dev"], "Secret")["switchboard-secrets"]["stringData"],
+        "prod": yaml.safe_load((K8S / "overlays" / "prod" / "secret.example.yaml").read_text())["stringData"],
+    }
+    for name in ("dev", "prod"):
+        config = by_name(rendered[name], "ConfigMap")["switchboard-config"]["data"]
+        for setting in ("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "CHANNEL_LAYER_URLS"):
+            monkeypatch.delenv(setting, raising=False)
+        for key, value in config.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("REDIS_URL", secrets[name]["redis-url"])
+        hosts = redisconn.layer_hosts()
+        broker, options = redisconn.celery_broker()
+        if name == "prod":
+            assert [h["master_name"] for h in hosts] == ["switchboard"]
+            assert len(hosts[0]["sentinels"]) == 3 and hosts[0]["password"] == "CHANGE-ME"
+            assert broker.count("sentinel://") == 3 and options["master_name"] == "switchboard"
+        else:
+            assert hosts == [secrets["dev"]["redis-url"]] and broker == secrets["dev"]["redis-url"]

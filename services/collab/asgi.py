@@ -6,8 +6,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collab.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from switchboard import metrics  # noqa: E402
+from switchboard import inbox, metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
 
 application = with_health(get_asgi_application())
+inbox.export_backlog()  # this service's inbox depth, exported while its worker is down too
 metrics.serve()

@@ -12,9 +12,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from dashboard import stats
-from switchboard import publish
+from switchboard import publish, redisconn
 from switchboard.closecodes import CloseCode
-from switchboard.config import env
 from switchboard.inbox import InboxConsumer
 
 _redis: Redis | None = None
@@ -23,7 +22,7 @@ _redis: Redis | None = None
 def redis() -> Redis:
     global _redis
     if _redis is None:
-        _redis = Redis.from_url(env("REDIS_URL"))
+        _redis = redisconn.client()
     return _redis
 
 

@@ -39,6 +39,21 @@ SETTINGS: tuple[Setting, ...] = (
         "The service's own database (postgres://... in compose/k8s). Empty: SQLite in SWITCHBOARD_DATA_DIR.",
     ),
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Channel layers, presence, rate limits and the Celery broker."),
+    Setting(
+        "REDIS_SENTINELS",
+        "",
+        "Redis Sentinels as host:port, comma separated. Set: every Redis client finds the master through them (and again after a failover); REDIS_URL then gives only db, user, password.",
+    ),
+    Setting(
+        "REDIS_SENTINEL_MASTER",
+        "switchboard",
+        "Master name the Sentinels monitor. Several, comma separated: the channel layers are sharded over them; presence, rate limits and Celery use the first.",
+    ),
+    Setting(
+        "CHANNEL_LAYER_URLS",
+        "",
+        "Without Sentinel: redis:// URLs, comma separated, to shard both channel layers over (same order in every process). Empty: REDIS_URL.",
+    ),
     Setting("ALLOWED_HOSTS", "*", "Django ALLOWED_HOSTS, comma separated."),
     Setting(
         "ALLOWED_ORIGINS",

@@ -6,13 +6,11 @@ Liveness only: the process answers. Readiness checks (Redis reachable) are on
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
-from switchboard.config import env
+from switchboard import redisconn
 
 
 def with_health(app):
-    redis = Redis.from_url(env("REDIS_URL"))
+    redis = redisconn.client()
 
     async def wrapper(scope, receive, send):
         if scope["type"] == "http" and scope["path"] in ("/healthz", "/readyz"):

@@ -9,17 +9,23 @@ Handlers are named for what they handle: ``gw_connect(cmd)``, ``gw_disconnect(cm
 ``frame_<frame type>(cmd, frame)`` for a client frame and ``receive_bytes(cmd)`` for a
 binary one. An exception in a handler is logged, counted and answered with an
 ``internal_error`` frame; the worker goes on with the next command.
+
+`export_backlog()` (called by each service's HTTP process) puts the number of commands
+waiting in each shard on /metrics: switchboard_inbox_backlog_commands.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from channels.consumer import AsyncConsumer
+from django.conf import settings
 
-from switchboard import metrics, publish
+from switchboard import metrics, publish, redisconn
 from switchboard.errors import ErrorCode
+from switchboard.routes import inbox_channels
 from switchboard.tokens import Identity
 
 log = logging.getLogger(__name__)
@@ -72,3 +78,34 @@ class InboxConsumer(AsyncConsumer):
     @staticmethod
     def identity(cmd: dict) -> Identity:
         return Identity.from_dict(cmd["user"])
+
+
+def backlog_reader(inbox: str) -> Callable[[], dict[str, int]]:
+    """A function returning {shard number: commands waiting} for the inbox's shards.
+
+    channels_redis's core layer keeps a channel's messages in one sorted set per Redis
+    host, named prefix + channel, and a worker takes them off with BZPOPMIN; ZCARD
+    counts them without taking any. A named channel's messages are spread over every
+    layer host (sends go round-robin), so the depth is the sum over the hosts."""
+    config = settings.CHANNEL_LAYERS["inbox"]["CONFIG"]
+    prefix = config["prefix"]
+    channels = inbox_channels(inbox)
+    # Short timeouts: this runs in a scrape, which must not hang on a dead Redis.
+    clients = [redisconn.sync_client_for(host, socket_timeout=2, socket_connect_timeout=2) for host in config["hosts"]]
+
+    def read() -> dict[str, int]:
+        depths = dict.fromkeys((c.rsplit(".", 1)[1] for c in channels), 0)
+        for client in clients:
+            with client.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.zcard(prefix + channel)
+                for channel, waiting in zip(channels, pipe.execute(), strict=True):
+                    depths[channel.rsplit(".", 1)[1]] += waiting
+        return depths
+
+    return read
+
+
+def export_backlog() -> None:
+    """Export this service's inbox backlog on the process's /metrics."""
+    metrics.INBOX_BACKLOG.watch(settings.INBOX_NAME, backlog_reader(settings.INBOX_NAME))

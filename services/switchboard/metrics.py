@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
 
 from switchboard.config import env, env_int
 
@@ -48,6 +51,43 @@ INBOX_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
+
+
+class InboxBacklog(Collector):
+    """switchboard_inbox_backlog_commands{service, shard}: commands waiting in each inbox
+    shard, read from Redis when scraped. A service's HTTP process exports it
+    (inbox.export_backlog), not its inbox worker, so it is there when the worker is down
+    and the backlog matters most. A Redis that does not answer leaves the samples out
+    (the scrape still succeeds; SwitchboardProcessDown and /readyz cover Redis)."""
+
+    NAME = "switchboard_inbox_backlog_commands"
+    DOC = "Commands waiting in an inbox shard for its worker (read from Redis at scrape time)."
+
+    def __init__(self):
+        self.sources: dict[str, Callable[[], dict[str, int]]] = {}
+
+    def watch(self, service: str, read: Callable[[], dict[str, int]]) -> None:
+        """Export `read()` ({shard: waiting commands}) for `service` from now on."""
+        self.sources[service] = read
+
+    def describe(self):
+        yield GaugeMetricFamily(self.NAME, self.DOC, labels=["service", "shard"])
+
+    def collect(self):
+        family = GaugeMetricFamily(self.NAME, self.DOC, labels=["service", "shard"])
+        for service, read in self.sources.items():
+            try:
+                depths = read()
+            except Exception as exc:
+                log.warning("inbox backlog of %s unreadable: %s", service, exc)
+                continue
+            for shard, waiting in sorted(depths.items()):
+                family.add_metric([service, shard], waiting)
+        yield family
+
+
+INBOX_BACKLOG = InboxBacklog()
+REGISTRY.register(INBOX_BACKLOG)
 
 # ---------------------------------------------------------------------- chat ----
 CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored and broadcast.", ["outcome"])

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from switchboard.config import env, env_int
+from switchboard import redisconn
+from switchboard.config import env_int
 
 PREFIX = "sb:presence:"
 ALL = "all"
@@ -107,9 +108,9 @@ _shared: Presence | None = None
 
 
 def shared() -> Presence:
-    """This process's Presence on REDIS_URL (services' inbox workers read through it).
+    """This process's Presence on the main Redis (services' inbox workers read through it).
     Tests reset `_shared` between event loops: a Redis client belongs to its loop."""
     global _shared
     if _shared is None:
-        _shared = Presence(Redis.from_url(env("REDIS_URL")))
+        _shared = Presence(redisconn.client())
     return _shared

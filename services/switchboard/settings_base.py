@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from switchboard import redisconn
 from switchboard.config import env, env_bool, env_int, env_list
 
 SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
@@ -36,20 +37,23 @@ TEMPLATES: list = []
 REDIS_URL = env("REDIS_URL")
 
 
-def channel_layers(redis_url: str) -> dict:
+def channel_layers(redis_url: str | None = None) -> dict:
+    """Both layers on `redis_url` (tests), else on redisconn's hosts: REDIS_URL, the
+    Sentinel-managed master(s), or the CHANNEL_LAYER_URLS shards."""
+    hosts = [redis_url] if redis_url else redisconn.layer_hosts()
     return {
         # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
         # by every gateway process that has a member (ARCHITECTURE.md, "two channel layers").
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": "sb"},
+            "CONFIG": {"hosts": hosts, "prefix": "sb"},
         },
         # Service inboxes: named channels load-balanced over workers, with capacity and
         # expiry, so a full or absent service is a clear "busy" rather than a hang.
         "inbox": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [redis_url],
+                "hosts": hosts,
                 "prefix": "sb-inbox",
                 "capacity": env_int("INBOX_CAPACITY"),
                 "expiry": env_int("INBOX_EXPIRY_SECONDS"),
@@ -58,7 +62,7 @@ def channel_layers(redis_url: str) -> dict:
     }
 
 
-CHANNEL_LAYERS = channel_layers(REDIS_URL)
+CHANNEL_LAYERS = channel_layers()
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -63,3 +64,87 @@ def redis_url(redis_server, monkeypatch):
 def channel_layers(redis_url, settings):
     settings.CHANNEL_LAYERS = layers_config(redis_url)
     return settings.CHANNEL_LAYERS
+
+
+class SentinelSetup:
+    """A real Redis master, one replica and one Sentinel watching them (quorum 1), on
+    free ports: what REDIS_SENTINELS points at in production, small enough for a test.
+    `failover()` promotes the replica the way an operator or a dead master would."""
+
+    MASTER = "switchboard"
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.ports = [free_port(), free_port()]  # the first starts as master
+        self.sentinel_port = free_port()
+        self.procs: list[subprocess.Popen] = []
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a half-started setup leaves no server behind
+            raise
+
+    def _start(self) -> None:
+        directory = self.directory
+        self.procs.extend(start_redis(port, str(directory)) for port in self.ports)
+        replica = redis.Redis(port=self.ports[1])
+        replica.replicaof("127.0.0.1", self.ports[0])
+        self._wait(lambda: replica.info("replication").get("master_link_status") == "up", "replica in sync")
+        conf = directory / "sentinel.conf"  # Sentinel rewrites its config: a file of its own
+        conf.write_text(
+            f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.ports[0]} 1\n"
+            f"sentinel down-after-milliseconds {self.MASTER} 2000\n"
+            f"sentinel failover-timeout {self.MASTER} 10000\n"
+        )
+        self.procs.append(
+            subprocess.Popen([shutil.which("redis-server"), str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+        )
+        self.sentinel = redis.Redis(port=self.sentinel_port, decode_responses=True)
+        # Raw SENTINEL commands: redis-py 6.4's parsers of SENTINEL MASTER reject its own kwargs.
+        self._wait(
+            lambda: len(self.sentinel.execute_command("SENTINEL", "REPLICAS", self.MASTER)) >= 1,
+            "Sentinel sees the replica",
+        )
+
+    @staticmethod
+    def _wait(check, what: str, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"Sentinel setup: no {what} after {seconds}s")
+
+    def master_port(self) -> int:
+        return int(self.sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)[1])
+
+    def failover(self) -> int:
+        """SENTINEL FAILOVER; returns once the replica is the master. Its new port."""
+        old = self.master_port()
+        self.sentinel.execute_command("SENTINEL", "FAILOVER", self.MASTER)
+        self._wait(lambda: self.master_port() != old, "new master")
+        new = self.master_port()
+        self._wait(lambda: redis.Redis(port=new).info("replication")["role"] == "master", "promoted replica")
+        self._wait(lambda: redis.Redis(port=old).info("replication")["role"] == "slave", "demoted master")
+        return new
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(10)
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path, monkeypatch):
+    """REDIS_SENTINELS and REDIS_SENTINEL_MASTER pointing at a fresh SentinelSetup."""
+    setup = SentinelSetup(tmp_path)
+    monkeypatch.setenv("REDIS_SENTINELS", f"127.0.0.1:{setup.sentinel_port}")
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", setup.MASTER)
+    monkeypatch.setenv("REDIS_URL", "redis://unused-with-sentinels/0")  # db 0; the host is the Sentinel's answer
+    yield setup
+    setup.stop()

@@ -15,7 +15,8 @@ import time
 
 from redis.asyncio import Redis
 
-from switchboard.config import env, env_float, env_int
+from switchboard import redisconn
+from switchboard.config import env_float, env_int
 from switchboard.presence import Presence
 from switchboard.ratelimit import Decision, RedisTokenBucket
 
@@ -39,7 +40,7 @@ class Registry:
 
     def _setup(self) -> None:
         if self._redis is None:
-            self._redis = Redis.from_url(env("REDIS_URL"))
+            self._redis = redisconn.client()
             self.presence = Presence(self._redis)
             self.user_budget = RedisTokenBucket(
                 self._redis, env_float("RATE_USER_PER_SECOND"), env_float("RATE_USER_BURST")

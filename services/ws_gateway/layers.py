@@ -9,20 +9,46 @@ queues the same decoded message for every member (messages to one channel are
 unchanged). The shared message is a read-only mapping, so no consumer can change what
 the others receive. Configured for ws-gateway only (ws_gateway/settings.py); services
 only publish, and publishing is unchanged.
+
+It also owns what happens when the pub/sub connection to Redis breaks (a Redis restart):
+redis-py subscribes again once Redis is back, but every group frame published in
+between is gone, and a socket that only listens (a notification tab) would never
+know. So every socket of this process is closed with 4000 RECONNECT: clients reconnect
+and catch up the way they do after any reconnect (chat's `?since`, a Yjs sync, the
+notification count and list, a report's status).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 
+import redis.exceptions
 from autobahn.websocket.protocol import PreparedMessage
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
 
+from switchboard.closecodes import CloseCode
+from ws_gateway import connections
 from ws_gateway.socket_queue import SocketQueue
+
+log = logging.getLogger(__name__)
+LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+async def subscriptions_lost() -> None:
+    """Group frames may have been missed: ask every socket of this process to reconnect."""
+    consumers = list(connections.registry.open.values())
+    if consumers:
+        log.warning("pub/sub connection to Redis lost: closing %d sockets with 4000", len(consumers))
+    for consumer in consumers:
+        try:
+            await consumer.close(CloseCode.RECONNECT, "pubsub_lost")
+        except Exception:
+            log.exception("could not close %s", getattr(consumer, "channel_name", "?"))
 
 
 class _Decoded:
@@ -55,6 +81,25 @@ def decoded(item) -> Mapping | None:
 
 
 class _DecodeOnceShard(RedisSingleShardConnection):
+    async def _do_receiving(self):
+        # channels_redis's loop, plus subscriptions_lost() when the connection breaks
+        # (its own only logs and retries).
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except LOST:
+                await subscriptions_lost()
+                await asyncio.sleep(1)
+            except BaseException:
+                log.exception("Unexpected exception in receive task")
+                await asyncio.sleep(1)
+
     def _receive_message(self, message):
         if message is None:
             return
@@ -69,11 +114,11 @@ class _DecodeOnceShard(RedisSingleShardConnection):
         members = layer.groups.get(name)
         if not members:
             return
-        decoded = _Decoded(MappingProxyType(layer.channel_layer.deserialize(data)))
+        shared = _Decoded(MappingProxyType(layer.channel_layer.deserialize(data)))
         for channel_name in members:
             queue = layer.channels.get(channel_name)
             if queue is not None:
-                queue.put_nowait(decoded)
+                queue.put_nowait(shared)
 
 
 class _DecodeOnceLoopLayer(RedisPubSubLoopLayer):

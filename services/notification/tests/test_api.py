@@ -47,3 +47,16 @@ def test_staff_create_resolves_the_user_and_others_may_not(client, monkeypatch):
     assert res.status_code == 400 and "ghost" in res.json()["message"]
     res = client.post("/api/notifications/", {"user": "bob"}, content_type="application/json", **ADMIN)
     assert res.status_code == 400 and "title" in res.json()["message"]
+
+
+def test_staff_create_is_201_when_stored_even_if_the_live_push_fails(client, monkeypatch, settings):
+    """A 500 after the row is stored would make the caller retry and store it twice; the
+    tab that missed the push reads it from the unread list on its next connect."""
+    from switchboard.settings_base import channel_layers as layers_config
+
+    settings.CHANNEL_LAYERS = layers_config("redis://127.0.0.1:1/0")  # nothing listens there
+    monkeypatch.setattr(views, "resolve_user", lambda name: {"bob": 2}.get(name))
+    body = {"user": "bob", "title": "while Redis is down"}
+    res = client.post("/api/notifications/", body, content_type="application/json", **ADMIN)
+    assert res.status_code == 201
+    assert [n["title"] for n in store.page(2, True, 10, 0)[0]] == ["while Redis is down"]

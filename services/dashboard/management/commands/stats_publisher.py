@@ -11,11 +11,9 @@ import logging
 import signal
 
 from django.core.management import BaseCommand
-from redis.asyncio import Redis
 
 from dashboard.publisher import StatsPublisher
-from switchboard import metrics
-from switchboard.config import env
+from switchboard import metrics, redisconn
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         # Timeouts, so a Redis that hangs fails a tick instead of freezing the process.
-        redis = Redis.from_url(env("REDIS_URL"), socket_timeout=5, socket_connect_timeout=5)
+        redis = redisconn.client(socket_timeout=5, socket_connect_timeout=5)
         publisher = StatsPublisher(redis)
         log.info("stats publisher %s: every %ss", publisher.lease.owner, publisher.interval)
         try:
