@@ -371,10 +371,10 @@ def derive(results: dict) -> None:
             if not isinstance(scenario, dict):
                 continue
             phase = scenario.get("max")
-            if name.startswith("fanout_") and isinstance(phase, dict) and phase.get("server_cpu") is not None:
-                if phase.get("deliveries"):
-                    cpu_s = phase["server_cpu"] * phase["wall_s"]
-                    phase["server_us_per_delivery"] = round(cpu_s / phase["deliveries"] * 1e6, 1)
+            measured = isinstance(phase, dict) and phase.get("server_cpu") is not None and phase.get("deliveries")
+            if name.startswith("fanout_") and measured:
+                cpu_s = phase["server_cpu"] * phase["wall_s"]
+                phase["server_us_per_delivery"] = round(cpu_s / phase["deliveries"] * 1e6, 1)
             if name == "idle" and scenario.get("server_cpu") is not None and scenario.get("sockets"):
                 cpu_s = scenario["server_cpu"] * scenario["wall_s"]
                 scenario["server_ms_per_connect"] = round(cpu_s / scenario["sockets"] * 1000, 3)
