@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
-from switchboard.routes import RouteTable, load  # noqa: E402
+from switchboard.routes import MAX_BODY_BYTES, RouteTable, load  # noqa: E402
 
 # Above daphne's 20 s ping interval, so nginx never cuts a quiet but live socket.
 WS_READ_TIMEOUT_SECS = 3600
@@ -93,7 +93,10 @@ http {{
     fastcgi_temp_path {prefix}/nginx-fastcgi;
     uwsgi_temp_path {prefix}/nginx-uwsgi;
     scgi_temp_path {prefix}/nginx-scgi;
-    client_max_body_size 2m;
+    client_max_body_size {MAX_BODY_BYTES};
+    # Bodies stay in memory: never in client_body_temp_path, which a worker running as
+    # another user than the launcher (nginx started as root) cannot write (a 500).
+    client_body_buffer_size {MAX_BODY_BYTES};
     # A handshake that never completes holds a connection: drop it after 10 s (default 60).
     client_header_timeout 10s;
     proxy_http_version 1.1;

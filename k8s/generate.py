@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 
 from launcher import SERVICES  # noqa: E402
 from switchboard.config import SETTINGS  # noqa: E402
+from switchboard.routes import MAX_BODY_BYTES  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 
 
@@ -391,7 +392,7 @@ def ingress() -> list[dict]:
         "nginx.ingress.kubernetes.io/proxy-read-timeout": str(WS_TIMEOUT_SECONDS),
         "nginx.ingress.kubernetes.io/proxy-send-timeout": str(WS_TIMEOUT_SECONDS),
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
-        "nginx.ingress.kubernetes.io/proxy-body-size": "2m",
+        "nginx.ingress.kubernetes.io/proxy-body-size": str(MAX_BODY_BYTES),  # as gateway/nginxconf.py
     }
     out = []
     for staff in (False, True):

@@ -9,11 +9,11 @@ GET  /api/chat/rooms/<slug>/messages/?before=<seq>&after=<seq>&limit=<n>
 from __future__ import annotations
 
 from django.utils.text import slugify
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chat.models import ChatRoom
 from chat.store import get_room, page
-from switchboard.http import api, int_param, json_error, json_response
+from switchboard.http import api, json_error, json_response
 
 MAX_PAGE = 200
 
@@ -24,11 +24,25 @@ class NewRoom(BaseModel):
     description: str = Field(default="", max_length=2000)
 
 
+class MessagesQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    before: int | None = Field(default=None, ge=1, le=2**62)
+    after: int | None = Field(default=None, ge=0, le=2**62)
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+
 def _room(room: ChatRoom) -> dict:
     return {"slug": room.slug, "name": room.name, "description": room.description, "last_seq": room.last_seq}
 
 
-@api(["GET", "POST"], body=NewRoom)
+@api(
+    ["GET", "POST"],
+    body=NewRoom,
+    responses={
+        "GET": {200: "every room, with its last seq"},
+        "POST": {201: "the new room", 409: "a room with this name or slug exists"},
+    },
+)
 def rooms(request, data: NewRoom | None = None):
     if request.method == "GET":
         return json_response({"rooms": [_room(r) for r in ChatRoom.objects.order_by("name")]})
@@ -41,16 +55,10 @@ def rooms(request, data: NewRoom | None = None):
     return json_response(_room(room), status=201)
 
 
-@api(["GET"])
-def messages(request, slug: str):
+@api(["GET"], query=MessagesQuery, responses={"GET": {200: "a page of history, oldest first"}})
+def messages(request, slug: str, query: MessagesQuery):
     room = get_room(slug)
     if room is None:
         return json_error(404, "not_found", f"no room {slug!r}")
-    try:
-        before = int_param(request, "before", None, 1, 2**62)
-        after = int_param(request, "after", None, 0, 2**62)
-        limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-    except ValueError as exc:
-        return json_error(400, "invalid_parameter", str(exc))
-    items, has_more = page(room, before, after, limit)
+    items, has_more = page(room, query.before, query.after, query.limit)
     return json_response({"room": room.slug, "messages": items, "has_more": has_more})

@@ -46,7 +46,11 @@ def _summary(doc: Document, role: str | None) -> dict:
     }
 
 
-@api(["GET", "POST"], body=NewDocument)
+@api(
+    ["GET", "POST"],
+    body=NewDocument,
+    responses={"GET": {200: "documents you own or were shared"}, "POST": {201: "the new document, yours"}},
+)
 def documents(request, data: NewDocument | None = None):
     me = request.identity
     if request.method == "GET":
@@ -66,7 +70,7 @@ def _allowed(request, doc_id: int):
     return doc, role, None
 
 
-@api(["GET"])
+@api(["GET"], responses={"GET": {200: "the current text, seq and your role", 403: "not shared with you"}})
 def document(request, doc_id: int):
     doc, role, error = _allowed(request, doc_id)
     if error:
@@ -84,7 +88,18 @@ def lookup_user(username: str) -> dict | None:
     return users.lookup_user(username, "collab")
 
 
-@api(["POST"], body=ShareBody)
+@api(
+    ["POST"],
+    body=ShareBody,
+    responses={
+        "POST": {
+            200: "the user's new role",
+            400: "invalid body, or the owner themself",
+            403: "not shared with you, or not the owner",
+            503: "the user directory did not answer; retry",
+        }
+    },
+)
 def share(request, doc_id: int, data: ShareBody):
     doc, role, error = _allowed(request, doc_id)
     if error:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from pycrdt import Doc, Text, create_sync_message, create_update_message, write_var_uint
 
 TEXT_NAME = "content"  # the Y.Text every client edits
@@ -107,7 +108,15 @@ def read_awareness(payload: bytes) -> list[AwarenessEntry]:
     count = r.var_uint()
     if count > 10_000:
         raise ProtocolError("too many awareness entries")
-    return [AwarenessEntry(r.var_uint(), r.var_uint(), r.var_string()) for _ in range(count)]
+    entries = [AwarenessEntry(r.var_uint(), r.var_uint(), r.var_string()) for _ in range(count)]
+    for entry in entries:
+        # Relayed as is to every editor, whose y-protocols JSON.parses it: a state that
+        # is not JSON would throw in each of them, so it stops here.
+        try:
+            orjson.loads(entry.state)
+        except orjson.JSONDecodeError:
+            raise ProtocolError("awareness state is not JSON") from None
+    return entries
 
 
 def awareness_message(entries: list[AwarenessEntry]) -> bytes:

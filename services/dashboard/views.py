@@ -23,12 +23,12 @@ from decimal import Decimal
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from dashboard import live, store
 from switchboard import metrics
 from switchboard.config import env_list
-from switchboard.http import api, int_param, json_error, json_response
+from switchboard.http import api, json_error, json_response
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,28 @@ class NewOrder(BaseModel):
         return self
 
 
-@api(["GET", "POST"], body=NewOrder)
-def orders(request, data: NewOrder | None = None):
+class OrdersQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=10**9)
+
+
+@api(
+    ["GET", "POST"],
+    body=NewOrder,
+    query=OrdersQuery,
+    responses={
+        "GET": {200: "your orders (every order for staff), newest first"},
+        "POST": {
+            200: "the order this Idempotency-Key already created",
+            201: "the new order",
+            409: "this Idempotency-Key was used for a different order",
+        },
+    },
+)
+def orders(request, data: NewOrder | None = None, query: OrdersQuery | None = None):
     if request.method == "GET":
-        try:
-            limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-            offset = int_param(request, "offset", 0, 0, 10**9)
-        except ValueError as exc:
-            return json_error(400, "invalid_parameter", str(exc))
-        page, count = store.list_orders(request.identity, limit, offset)
+        page, count = store.list_orders(request.identity, query.limit, query.offset)
         return json_response({"orders": [o.as_dict() for o in page], "count": count})
 
     key = request.headers.get("Idempotency-Key") or None
@@ -97,7 +110,8 @@ class AmAlert(BaseModel):
     status: Literal["firing", "resolved"] = "firing"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None  # noqa: N815 (Alertmanager's spelling)
+    # strict: an RFC 3339 string, as the schema says (lax pydantic also takes a number).
+    startsAt: datetime | None = Field(default=None, strict=True)  # noqa: N815 (Alertmanager's spelling)
     fingerprint: str = Field(default="", max_length=64)
 
 
@@ -165,8 +179,26 @@ def _invalid(exc: ValidationError):
     return json_error(400, "invalid_body", f"{where}: {first['msg']}")
 
 
-@api(["GET", "POST"], auth=False)
-def alerts(request):
+class AlertsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+
+# The view tells the two bodies apart itself (by the webhook secret, then by "alerts").
+ALERT_BODY = TypeAdapter(StaffAlert | AmPayload).json_schema(ref_template="#/components/schemas/{model}")
+
+
+@api(
+    ["GET", "POST"],
+    auth=False,
+    query=AlertsQuery,
+    body_schema=ALERT_BODY,
+    responses={
+        "GET": {200: "the latest alerts, newest first", 401: "no staff token", 403: "staff only"},
+        "POST": {200: "received, stored and pushed", 401: "neither the webhook secret nor a token", 403: "staff only"},
+    },
+)
+def alerts(request, query: AlertsQuery | None = None):
     from_alertmanager = request.method == "POST" and _webhook_secret_matches(request)
     identity = None if from_alertmanager else request.identity
     if not from_alertmanager:
@@ -175,19 +207,16 @@ def alerts(request):
         if not identity.is_staff:
             return json_error(403, "forbidden", "staff only")
     if request.method == "GET":
-        try:
-            limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-        except ValueError as exc:
-            return json_error(400, "invalid_parameter", str(exc))
-        return json_response({"alerts": [a.as_dict() for a in store.recent_alerts(limit)]})
+        return json_response({"alerts": [a.as_dict() for a in store.recent_alerts(query.limit)]})
 
     try:
-        body = orjson.loads(request.body or b"{}")
+        raw = request.body or b"{}"
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json_error(400, "invalid_json", "the body is not JSON")
     try:
         if from_alertmanager or (isinstance(body, dict) and "alerts" in body):
-            payload = AmPayload.model_validate(body)
+            payload = AmPayload.model_validate_json(raw)
             candidates = [_am_fields(a) for a in payload.alerts[:MAX_ALERTS_PER_POST]]
             truncated = max(0, len(payload.alerts) - MAX_ALERTS_PER_POST)
             if truncated:
@@ -195,7 +224,7 @@ def alerts(request):
                 metrics.DASHBOARD_ALERTS.labels("alertmanager", "truncated").inc(truncated)
             source = "alertmanager"
         else:
-            plain = StaffAlert.model_validate(body)
+            plain = StaffAlert.model_validate_json(raw)
             candidates = [
                 {"source": "staff", "level": plain.level, "message": plain.message, "created_by": identity.username}
             ]

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from notification import store
 from switchboard import metrics, publish, users
-from switchboard.http import api, int_param, json_error, json_response
+from switchboard.http import api, json_error, json_response
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,13 @@ class NewNotification(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(default="", max_length=4000)
     url: str = Field(default="", max_length=500)
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    unread: bool = False
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=10**9)
 
 
 def resolve_user(username: str) -> int | None:
@@ -41,12 +48,19 @@ def _push_count(user_id: int) -> None:
     publish.send_to_group_sync(store.group(user_id), store.count_frame(store.unread_count(user_id)))
 
 
-@api(["GET", "POST"], body=NewNotification)
-def notifications(request, data: NewNotification | None = None):
+@api(
+    ["GET", "POST"],
+    body=NewNotification,
+    query=PageQuery,
+    staff=["POST"],
+    responses={
+        "GET": {200: "the caller's notifications, newest first"},
+        "POST": {201: "created and pushed", 502: "the user directory did not answer"},
+    },
+)
+def notifications(request, data: NewNotification | None = None, query: PageQuery | None = None):
     me = request.identity
     if request.method == "POST":
-        if not me.is_staff:
-            return json_error(403, "forbidden", "only staff create notifications over REST")
         try:
             user_id = resolve_user(data.user)
         except httpx.HTTPError as exc:
@@ -65,13 +79,8 @@ def notifications(request, data: NewNotification | None = None):
         except Exception:
             log.warning("notification %s stored, live push failed", n["id"], exc_info=True)
         return json_response({**n, "user_id": user_id}, status=201)
-    try:
-        limit = int_param(request, "limit", 20, 1, 100)
-        offset = int_param(request, "offset", 0, 0, 10**9)
-    except ValueError as exc:
-        return json_error(400, "invalid_parameter", str(exc))
-    unread = request.GET.get("unread", "") in ("1", "true", "yes")
-    items, total = store.page(me.id, unread, limit, offset)
+    limit, offset = query.limit, query.offset
+    items, total = store.page(me.id, query.unread, limit, offset)
     return json_response(
         {
             "notifications": items,
@@ -83,7 +92,7 @@ def notifications(request, data: NewNotification | None = None):
     )
 
 
-@api(["POST"])
+@api(["POST"], responses={"POST": {200: "marked read; the new unread count"}})
 def read_one(request, notification_id: int):
     if not store.mark_read(request.identity.id, notification_id):
         return json_error(404, "not_found", "no such notification")
@@ -91,7 +100,7 @@ def read_one(request, notification_id: int):
     return json_response({"unread_count": store.unread_count(request.identity.id)})
 
 
-@api(["POST"])
+@api(["POST"], responses={"POST": {200: "all marked read"}})
 def read_all(request):
     store.mark_all_read(request.identity.id)
     _push_count(request.identity.id)

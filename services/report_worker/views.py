@@ -18,11 +18,12 @@ import orjson
 from django.conf import settings
 from django.http import FileResponse
 from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field
 
 from report_worker.models import Report
 from report_worker.reports import TYPES
 from report_worker.tasks import download_url, generate_report
-from switchboard.http import api, int_param, json_error, json_response
+from switchboard.http import api, json_error, json_response
 
 
 def as_dict(r: Report) -> dict:
@@ -63,15 +64,38 @@ def _parse_request(body: bytes) -> tuple[str, dict] | str:
     return kind, params
 
 
-@api(["GET", "POST"])
-def reports(request):
+class ReportsQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+def request_schema() -> dict:
+    """The body _parse_request accepts, from TYPES: one shape per report type."""
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["type", *names],
+                "properties": {"type": {"const": kind}, **{n: {"type": "string", "pattern": r"\S"} for n in names}},
+            }
+            for kind, names in TYPES.items()
+        ]
+    }
+
+
+@api(
+    ["GET", "POST"],
+    query=ReportsQuery,
+    body_schema=request_schema(),
+    responses={
+        "GET": {200: "your reports, newest first"},
+        "POST": {202: "queued: its task_id and status_url", 400: "unknown type or a missing parameter"},
+    },
+)
+def reports(request, query: ReportsQuery | None = None):
     me = request.identity
     if request.method == "GET":
-        try:
-            limit = int_param(request, "limit", 20, 1, 100)
-        except ValueError as exc:
-            return json_error(400, "invalid_parameter", str(exc))
-        rows = Report.objects.filter(user_id=me.id).order_by("-id")[:limit]
+        rows = Report.objects.filter(user_id=me.id).order_by("-id")[: query.limit]
         return json_response({"reports": [as_dict(r) for r in rows]})
     parsed = _parse_request(request.body)
     if isinstance(parsed, str):
@@ -91,7 +115,7 @@ def _own(request, task_id: str) -> Report | None:
     return Report.objects.filter(task_id=task_id, user_id=request.identity.id).first()
 
 
-@api(["GET"])
+@api(["GET"], responses={"GET": {200: "the report's status"}})
 def report(request, task_id: str):
     r = _own(request, task_id)
     if r is None:
@@ -99,7 +123,16 @@ def report(request, task_id: str):
     return json_response(as_dict(r))
 
 
-@api(["GET"])
+@api(
+    ["GET"],
+    responses={
+        "GET": {
+            200: "file: the report file, for its owner only",
+            409: "not completed yet",
+            410: "the file is no longer available",
+        }
+    },
+)
 def download(request, task_id: str):
     r = _own(request, task_id)
     if r is None:
@@ -112,7 +145,7 @@ def download(request, task_id: str):
     return FileResponse(path.open("rb"), as_attachment=True, filename=r.filename, content_type=r.content_type)
 
 
-@api(["GET"], staff=True)
+@api(["GET"], staff=True, responses={"GET": {200: "running, completed_today, failed_today"}})
 def stats(request):
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     finished = Report.objects.filter(finished_at__gte=today)

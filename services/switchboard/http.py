@@ -1,13 +1,22 @@
 """REST plumbing shared by the services' HTTP faces: token auth, JSON bodies, errors.
 
 `@api(methods=["GET"], staff=False)` authenticates the bearer token (tokens.verify),
-refuses other methods, parses a JSON body into a pydantic model when the view names
-one (`body=Model`), and turns a validation error into a 400 with a clear message.
+requires staff (for every method, or for those listed: `staff=["POST"]`),
+refuses other methods (405 with Allow), parses a JSON body into a pydantic model when
+the view names one (`body=Model`), the query string of a GET into another
+(`query=Model`), and turns a validation error into a 400 with a clear message.
+
+What the decorator knows (methods, auth, models, the statuses a view declares in
+`responses`) stays on the view as `view.api`: switchboard/openapi.py builds each
+service's OpenAPI document from it and the URLconf, so the document cannot drift.
+`not_found` and `server_error` are the services' JSON handler404/handler500.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse
@@ -31,26 +40,86 @@ def bearer_identity(request: HttpRequest) -> tokens.Identity | None:
     return None
 
 
-def api(methods: list[str], *, staff: bool = False, auth: bool = True, body: type[BaseModel] | None = None):
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _first_error(exc: ValidationError, default: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or default
+    return f"{where}: {first['msg']}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What `@api` enforces for a view, kept for its OpenAPI document.
+
+    responses: {method: {status: description}} for the statuses the view itself
+    returns (its successes, 404, 409 ...); the decorator's own (400, 401, 403) are
+    added from the other fields. body_schema documents a body the view parses itself.
+    """
+
+    methods: tuple[str, ...]
+    auth: bool
+    staff: tuple[str, ...]  # the methods only staff may use
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    responses: dict[str, dict[int, str]] = field(default_factory=dict)
+    body_schema: dict[str, Any] | None = None
+    summary: str = ""
+
+
+def api(
+    methods: list[str],
+    *,
+    staff: bool | list[str] = False,
+    auth: bool = True,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    responses: dict[str, dict[int, str]] | None = None,
+    body_schema: dict[str, Any] | None = None,
+):
+    staff_methods = tuple(methods) if staff is True else tuple(staff or ())
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if request.method not in methods:
-                return json_error(405, "method_not_allowed", f"use {', '.join(methods)}")
+                res = json_error(405, "method_not_allowed", f"use {', '.join(methods)}")
+                res["Allow"] = ", ".join(methods)
+                return res
             request.identity = bearer_identity(request)
             if auth and request.identity is None:
                 return json_error(401, "unauthorized", "a valid bearer token is required")
-            if staff and not request.identity.is_staff:
+            if request.method in staff_methods and not request.identity.is_staff:
                 return json_error(403, "forbidden", "staff only")
-            if body is not None and request.method in ("POST", "PUT", "PATCH"):
+            if query is not None and request.method == "GET":
+                # What the document says: each parameter once, of its type ("" is
+                # not an integer; a repeated one is not the last one silently).
+                repeated = [k for k in request.GET if len(request.GET.getlist(k)) > 1 and k in query.model_fields]
+                if repeated:
+                    return json_error(400, "invalid_parameter", f"{repeated[0][:40]}: given more than once")
+                given = {k: v for k, v in request.GET.items()}
+                try:
+                    kwargs["query"] = query.model_validate(given)
+                except ValidationError as exc:
+                    return json_error(400, "invalid_parameter", _first_error(exc, "query"))
+            if body is not None and request.method in BODY_METHODS:
                 try:
                     kwargs["data"] = body.model_validate_json(request.body or b"{}")
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"]) or "body"
-                    return json_error(400, "invalid_body", f"{where}: {first['msg']}")
+                    return json_error(400, "invalid_body", _first_error(exc, "body"))
             return view(request, *args, **kwargs)
 
+        wrapper.api = Endpoint(
+            tuple(methods),
+            auth,
+            staff_methods,
+            body,
+            query,
+            responses or {},
+            body_schema,
+            (view.__doc__ or "").strip().split("\n")[0],
+        )
         return wrapper
 
     return decorate
@@ -68,3 +137,18 @@ def int_param(request: HttpRequest, name: str, default: int | None, lo: int, hi:
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be between {lo} and {hi}")
     return value
+
+
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """handler400: a request Django refused before any view (a body over the limit)."""
+    return json_error(400, "bad_request", str(exception or "bad request")[:200])
+
+
+def not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """handler404: an API client gets JSON for a URL no pattern matches."""
+    return json_error(404, "not_found", "no such resource")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON, and nothing of the exception (it is in the log)."""
+    return json_error(500, "internal_error", "the service failed on this request")

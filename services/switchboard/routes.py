@@ -20,6 +20,11 @@ ROUTES_FILE = ROOT / "gateway" / "routes.toml"
 # Path parameters are slugs: they end up in group and channel names, which the
 # channel layer restricts to [a-zA-Z0-9_.-] and 100 characters.
 PARAM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+# The largest HTTP request body, for nginx (client_max_body_size) and Django
+# (DATA_UPLOAD_MAX_MEMORY_SIZE) alike: above the largest body a service's schema
+# allows (collab's 1,000,000-character document, JSON-escaped), so an oversized field
+# is refused by the service with its JSON 400, never by nginx's HTML 413.
+MAX_BODY_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)

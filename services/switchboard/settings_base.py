@@ -12,6 +12,7 @@ import dj_database_url
 
 from switchboard import redisconn
 from switchboard.config import env, env_bool, env_int, env_list
+from switchboard.routes import MAX_BODY_BYTES
 
 SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
 DEBUG = env_bool("SWITCHBOARD_DEBUG")
@@ -20,6 +21,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 APPEND_SLASH = True
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",

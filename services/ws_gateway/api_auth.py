@@ -12,16 +12,27 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate, get_user_model
 from django.views.decorators.csrf import csrf_exempt
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from switchboard import tokens
 from switchboard.config import env_int
-from switchboard.http import bearer_identity, json_error, json_response
+from switchboard.http import api, bearer_identity, json_error, json_response
 
 
 class Credentials(BaseModel):
     username: str = Field(min_length=1, max_length=150)
     password: str = Field(min_length=1, max_length=256)
+
+
+class UserQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    # Absent is "no such user" (404), so who may ask is still answered first.
+    username: str = Field(default="", max_length=150)
+
+
+# Every view but token() takes a bearer token or the web UI's session cookie, so the
+# decorator does not require a token (auth=False) and each view says who may ask.
+STAFF = {401: "no valid token or session", 403: "staff only"}
 
 
 def _token_body(identity: tokens.Identity) -> dict:
@@ -40,19 +51,21 @@ def _identity(request) -> tokens.Identity | None:
 
 
 @csrf_exempt  # a JSON API that takes no cookie-borne authority
-def token(request):
-    if request.method != "POST":
-        return json_error(405, "method_not_allowed", "use POST")
-    try:
-        creds = Credentials.model_validate_json(request.body or b"{}")
-    except ValidationError:
-        return json_error(400, "invalid_body", 'send JSON {"username": ..., "password": ...}')
+@api(
+    ["POST"],
+    auth=False,
+    body=Credentials,
+    responses={"POST": {200: "a bearer token and its lifetime", 401: "wrong username or password"}},
+)
+def token(request, data: Credentials):
+    creds = data
     user = authenticate(request, username=creds.username, password=creds.password)
     if user is None or not user.is_active:
         return json_error(401, "invalid_credentials", "wrong username or password")
     return json_response(_token_body(tokens.Identity(user.pk, user.username, user.is_staff)))
 
 
+@api(["GET"], auth=False, responses={"GET": {200: "a bearer token", 401: "not logged in"}})
 def session_token(request):
     if not request.user.is_authenticated:
         return json_error(401, "unauthorized", "log in first")
@@ -60,6 +73,7 @@ def session_token(request):
     return json_response(_token_body(tokens.Identity(user.pk, user.username, user.is_staff)))
 
 
+@api(["GET"], auth=False, responses={"GET": {200: "who you are", 401: "no valid token or session"}})
 def me(request):
     identity = _identity(request)
     if identity is None:
@@ -67,6 +81,7 @@ def me(request):
     return json_response(identity.as_dict())
 
 
+@api(["GET"], auth=False, responses={"GET": {200: "staff", **STAFF}})
 def check_staff(request):
     identity = _identity(request)
     if identity is None:
@@ -76,17 +91,19 @@ def check_staff(request):
     return json_response({"ok": True})
 
 
-def users(request):
+@api(["GET"], auth=False, query=UserQuery, responses={"GET": {200: "the user's id", **STAFF, 404: "no such user"}})
+def users(request, query: UserQuery):
     identity = _identity(request)
     if identity is None or not identity.is_staff:
         return json_error(401 if identity is None else 403, "forbidden", "staff only")
-    username = request.GET.get("username", "")
+    username = query.username
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         return json_error(404, "not_found", f"no user {username[:150]!r}")
     return json_response({"id": user.pk, "username": user.username, "is_staff": user.is_staff})
 
 
+@api(["GET"], auth=False, responses={"GET": {200: "the number of active users", **STAFF}})
 def stats(request):
     identity = _identity(request)
     if identity is None or not identity.is_staff:

@@ -300,7 +300,10 @@ class GatewayConsumer(AsyncConsumer):
                 return await self.close(CloseCode.TRY_AGAIN_LATER, "backlog")
             self.pending_group.append(message)
             return
-        if self.state != "open":
+        if self.state != "open" or getattr(self, "closing", False):
+            # Closed by the service or the gateway: a reply still on its way (collab
+            # answers a sync sent after a malformed message it closed for) would raise
+            # in daphne ("send on a closed protocol") and end the consumer with a trace.
             return
         out = self.outgoing(message)
         if out is None:

@@ -5,11 +5,15 @@ from pathlib import Path
 from django.urls import path, re_path
 from django.views.static import serve
 
+from switchboard.openapi import openapi_view
 from ws_gateway import api_auth, pages
 
 STATIC_ROOT = Path(__file__).parent / "static"
 
 urlpatterns = [
+    path(
+        "api/auth/openapi.json", openapi_view("Switchboard auth", "ws-gateway's auth API, behind nginx's /api/auth/.")
+    ),
     path("api/auth/token/", api_auth.token),
     path("api/auth/session-token/", api_auth.session_token),
     path("api/auth/me/", api_auth.me),

@@ -50,6 +50,7 @@ OPEN_TO_USERS = {w: (4401 if w in ANON else "open") for w in WHO}
 REST_USERS = {w: (401 if w in ANON else 200) for w in WHO}
 REST_STAFF = {w: (401 if w in ANON else 200 if w == "staff" else 403) for w in WHO}
 NOT_FOUND = {w: (401 if w in ANON else 404) for w in WHO}
+PUBLIC = {w: 200 for w in WHO}
 
 # key -> (method, {who: expected}); Origin never changes a REST answer (bearer tokens,
 # no cookies), and a foreign Origin refuses every WebSocket with HTTP 403.
@@ -80,6 +81,11 @@ EXPECT: dict[str, tuple[str, dict[str, object]]] = {
     "api/reports/<str:task_id>/": ("GET", NOT_FOUND),
     "api/reports/<str:task_id>/download/": ("GET", NOT_FOUND),
     "api/reports/stats/": ("GET", REST_STAFF),
+    # Each service's OpenAPI document (switchboard/openapi.py): public, it holds no data.
+    **{
+        f"api/{p}/openapi.json": ("GET", PUBLIC)
+        for p in ("auth", "chat", "collab", "dashboard", "notifications", "reports")
+    },
 }
 
 

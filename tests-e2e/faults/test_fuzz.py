@@ -8,7 +8,12 @@ fields it carries, the echo names its real author; no process crashed (superviso
 pids are unchanged); another client on the same route got nothing it should not.
 
 The routes come from the route table, so a new route is fuzzed with the generic frames
-as soon as it lands; ROUTE_FRAMES adds its valid shapes. FUZZ_EXAMPLES sets the count
+as soon as it lands; ROUTE_FRAMES adds its valid shapes. collab is fuzzed on a document
+of its own (alice's, shared with bob as editor) in both of its protocols: the JSON one
+by the generic test, and the binary Yjs one by test_fuzzed_yjs_frames: garbage binary
+is answered with the documented close 4400 (or is harmless), a valid edit is kept, the
+other editor is never closed nor sent anything a Yjs client would choke on, and every
+editor's document converges on the stored one. FUZZ_EXAMPLES sets the count
 per route: small in `make test`, 10,000 in `make faults` (which raises the rate limits
 for its fleet so the frames reach the parser rather than the limiter).
 """
@@ -21,16 +26,20 @@ import time
 import uuid
 
 import pytest
+from collabhelpers import new_document, server_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pycrdt import Doc, Text
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from collab import ydoc
 from switchboard import routes
+from switchboard.closecodes import CloseCode
 from switchboard.config import env_float
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
-PACE = 1 / env_float("RATE_CONN_PER_SECOND")
-PATHS = {"/ws/chat/{room}/": "/ws/chat/lobby/"}
+PATHS = {"/ws/chat/{room}/": "/ws/chat/lobby/", "/ws/collab/{doc}/": "/ws/collab/{doc}/?protocol=json"}
 # The client library's thread keeps reading into an unbounded queue while the test is
 # busy elsewhere, so neither socket looks like a slow client to the gateway (4008), and
 # no client-side keepalive misfires during 10,000 examples.
@@ -76,11 +85,23 @@ bad_frames = st.one_of(
     ),  # too long
 )
 
+# A binary frame on collab's JSON protocol is closed with 4400 (a JSON client never
+# sends one); binary is fuzzed on its Yjs protocol below.
+text_bad_frames = bad_frames.filter(lambda f: isinstance(f, str))
+
 # Route-specific shapes with wrong field types (bad) and valid shapes (accepted).
 ROUTE_BAD = {
     "chat": st.builds(
         lambda v: json.dumps({"type": "chat_message", "message": v}),
         json_value.filter(lambda v: not (isinstance(v, str) and 1 <= len(v) <= 4000)),
+    ),
+    "collab": st.builds(
+        lambda action, position, text: json.dumps(
+            {"type": "edit", "action": action, "position": position, "text": text}
+        ),
+        st.one_of(json_value.filter(lambda v: v not in ("insert", "delete")), st.just("insert")),
+        st.one_of(json_value.filter(lambda v: not isinstance(v, int)), st.integers(min_value=10**7)),
+        json_value,
     ),
 }
 ROUTE_FRAMES = {
@@ -96,7 +117,24 @@ ROUTE_FRAMES = {
         st.text(min_size=1, max_size=100).filter(str.strip),
         st.sampled_from(["bob", "admin"]),
     ),
+    # Valid edits (at 0: always inside the document), claiming another author.
+    "collab": st.builds(
+        lambda text, who: {
+            "type": "edit",
+            "action": "insert",
+            "position": 0,
+            "text": text,
+            "client_id": uuid.uuid4().hex,
+            "user": who,
+            "user_id": 2,
+        },
+        st.text(min_size=1, max_size=20),
+        st.sampled_from(["bob", "admin"]),
+    ),
 }
+# How a route answers a valid frame (found by its client_id): chat echoes it with its
+# real author, collab acknowledges the edit.
+ACCEPTED = {"chat": lambda f, fuzzer: f["user"] == fuzzer, "collab": lambda f, fuzzer: f["type"] == "ack"}
 
 
 def _is_json(text: str) -> bool:
@@ -107,8 +145,20 @@ def _is_json(text: str) -> bool:
         return False
 
 
-def route_url(fleet, route) -> str:
-    return fleet.ws_url + PATHS.get(route.path, route.path)
+def route_url(fleet, route, doc_id: int) -> str:
+    return fleet.ws_url + PATHS.get(route.path, route.path).format(doc=doc_id)
+
+
+def pace(route) -> float:
+    """Seconds between frames that stay under the connection's rate: fuzz the parser,
+    not the limiter."""
+    per_connection = route.rate_per_second or env_float("RATE_CONN_PER_SECOND")
+    return 1 / min(per_connection, env_float("RATE_USER_PER_SECOND"))
+
+
+@pytest.fixture(scope="module")
+def collab_doc(fleet, tokens) -> int:
+    return new_document(fleet, tokens, content="hello", share={"bob": "edit"})
 
 
 def pids(fleet) -> dict[str, str]:
@@ -128,23 +178,24 @@ def skip_to(ws, pred, timeout=5.0) -> dict:
 
 
 @pytest.mark.parametrize("route", routes.load().websocket, ids=lambda r: r.name)
-def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, route):
-    if "{doc}" in route.path:
-        pytest.skip("collab sockets need a document of their own: its bad-input cases are in tests-e2e/test_collab.py")
+def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, collab_doc, route):
     before = pids(fleet)
     # A staff-only route is fuzzed by staff (anyone else is refused before any frame).
     fuzzer, witness = ("admin", "admin") if route.staff_only else ("alice", "bob")
     headers = {"Authorization": f"Bearer {tokens[fuzzer]}"}
     with (
         connect(
-            route_url(fleet, route),
+            route_url(fleet, route, collab_doc),
             additional_headers={"Authorization": f"Bearer {tokens[witness]}"},
             origin=fleet.url,
             **QUIET,
         ) as bystander,
-        connect(route_url(fleet, route), additional_headers=headers, origin=fleet.url, max_size=None, **QUIET) as ws,
+        connect(
+            route_url(fleet, route, collab_doc), additional_headers=headers, origin=fleet.url, max_size=None, **QUIET
+        ) as ws,
     ):
-        bad = bad_frames | ROUTE_BAD[route.name] if route.name in ROUTE_BAD else bad_frames
+        bad = text_bad_frames if route.binary else bad_frames
+        bad = bad | ROUTE_BAD[route.name] if route.name in ROUTE_BAD else bad
         good = ROUTE_FRAMES.get(route.name, st.just({"type": "ping"}))
         seen = {"bad": 0, "good": 0}
 
@@ -153,7 +204,7 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, route)
         def one(case):
             kind, f = case
             seen[kind] += 1
-            time.sleep(PACE)  # stay under the per-connection rate: fuzz the parser, not the limiter
+            time.sleep(pace(route))
             ws.send(json.dumps(f) if isinstance(f, dict) else f)
             if kind == "bad":
                 answer = skip_to(ws, lambda fr: fr["type"] == "error")
@@ -163,7 +214,7 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, route)
             else:
                 echo = skip_to(ws, lambda fr: fr.get("client_id") == f["client_id"] or fr["type"] == "error")
                 if echo["type"] != "error":  # rate_limited is an error frame too
-                    assert echo["user"] == fuzzer, echo
+                    assert ACCEPTED[route.name](echo, fuzzer), echo
 
         one()
         # The bystander was not disturbed: still open, and no error frames.
@@ -173,4 +224,131 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, route)
             got.append(recv_json(bystander))
         assert [f for f in got if f["type"] == "error"] == []
     assert pids(fleet) == before, "a process crashed or restarted"
+    print(f"\nfuzz {route.name}: {seen}")
     assert seen["bad"] > 0
+
+
+# ---------------------------------------------------------------- collab: Yjs ----
+def _sync(step: int, payload: bytes) -> bytes:
+    return bytes([ydoc.MSG_SYNC, step]) + ydoc.var_bytes(payload)
+
+
+def _awareness(client_id: int, clock: int, state: bytes) -> bytes:
+    body = ydoc.write_var_uint(1) + ydoc.write_var_uint(client_id) + ydoc.write_var_uint(clock) + ydoc.var_bytes(state)
+    return bytes([ydoc.MSG_AWARENESS]) + ydoc.var_bytes(body)
+
+
+# Binary frames no Yjs client sends: each is closed with 4400, or is harmless.
+garbage_yjs = st.one_of(
+    st.binary(min_size=1, max_size=300),  # anything
+    st.builds(_sync, st.integers(0, 2), st.binary(max_size=200)),  # a sync message carrying garbage
+    st.builds(lambda kind, tail: ydoc.write_var_uint(kind) + tail, st.integers(4, 2**40), st.binary(max_size=20)),
+    st.builds(lambda p: bytes([ydoc.MSG_AWARENESS]) + ydoc.var_bytes(p), st.binary(max_size=200)),
+    # Awareness whose state is not JSON (y-protocols would JSON.parse it on every client).
+    st.builds(
+        _awareness,
+        st.integers(0, 2**53),
+        st.integers(0, 2**32),
+        st.text(max_size=30).filter(lambda t: not _is_json(t)).map(str.encode),
+    ),
+    st.builds(lambda n: bytes([ydoc.MSG_SYNC, ydoc.SYNC_UPDATE]) + ydoc.write_var_uint(n), st.integers(10, 2**30)),
+)
+# What a Yjs editor sends: an insert into its synced copy (position scaled to the text).
+good_yjs = st.builds(lambda where, text: ("insert", where, text), st.floats(0, 1), st.text(min_size=1, max_size=20))
+
+
+class YjsSocket:
+    """A sync Yjs editor: its own pycrdt copy, kept current by sync replies and updates."""
+
+    def __init__(self, url: str, tok: str, origin: str):
+        self.url, self.tok, self.origin = url, tok, origin
+        self.doc = Doc()
+        self.text = self.doc.get(ydoc.TEXT_NAME, type=Text)
+        self.awareness_states: list[str] = []
+        self.ws = None
+
+    def connect(self) -> YjsSocket:
+        self.ws = connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self.tok}"},
+            origin=self.origin,
+            max_size=None,
+            **QUIET,
+        )
+        self.sync()
+        return self
+
+    def sync(self) -> None:
+        """Send step 1 and apply everything up to the server's step 2 (its answer)."""
+        self.ws.send(ydoc.sync_step1(self.doc))
+        while True:
+            raw = self.ws.recv(timeout=10)
+            if isinstance(raw, str):
+                continue  # user_joined/user_left frames (a Yjs client ignores text)
+            message = ydoc.parse(raw)
+            if message.kind == ydoc.MSG_SYNC and message.step != ydoc.SYNC_STEP1:
+                self.doc.apply_update(message.payload)
+                if message.step == ydoc.SYNC_STEP2:
+                    return
+            elif message.kind == ydoc.MSG_AWARENESS:
+                self.awareness_states += [e.state for e in ydoc.read_awareness(message.payload)]
+
+    def insert(self, where: float, value: str) -> None:
+        before = self.doc.get_state()
+        # pycrdt indexes UTF-8 bytes: an index inside a character would be our bug.
+        current = str(self.text)
+        self.text.insert(len(current[: int(where * len(current))].encode()), value)
+        self.ws.send(ydoc.update_message(self.doc.get_update(before)))
+
+
+def test_fuzzed_yjs_frames_close_4400_and_disturb_no_one(fleet, tokens, collab_doc):
+    route = next(r for r in routes.load().websocket if r.name == "collab")
+    url = f"{fleet.ws_url}/ws/collab/{collab_doc}/"
+    before = pids(fleet)
+    bystander = YjsSocket(url, tokens["bob"], fleet.url).connect()
+    fuzzer = YjsSocket(url, tokens["alice"], fleet.url).connect()
+    seen = {"bad": 0, "good": 0, "closed_4400": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.one_of(garbage_yjs.map(lambda f: ("bad", f)), good_yjs.map(lambda f: ("good", f))))
+    def one(case):
+        kind, f = case
+        seen[kind] += 1
+        time.sleep(2 * pace(route))  # the frame and the sync that shows it was handled
+        try:
+            if kind == "good":
+                fuzzer.insert(*f[1:])
+            else:
+                fuzzer.ws.send(f)
+            fuzzer.sync()
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            # The documented answer to a malformed message; never an internal error.
+            assert (kind, code) == ("bad", CloseCode.BAD_REQUEST), (kind, code, f)
+            seen["closed_4400"] += 1
+            time.sleep(pace(route))
+            fuzzer.connect()  # what y-websocket does: reconnect and resync
+
+    try:
+        one()
+        # The other editor was neither closed nor sent garbage, and still edits.
+        bystander.sync()
+        bystander.insert(0, "BYSTANDER")
+        bystander.sync()
+        fuzzer.sync()
+        assert [s for s in bystander.awareness_states if not _is_json(s)] == []
+        text = str(bystander.text)
+        # Edits only insert: the first text and the bystander's are still there, in order.
+        rest = iter(text)
+        assert text.startswith("BYSTANDER") and all(c in rest for c in "hello"), text
+        assert str(fuzzer.text) == text
+        deadline = time.monotonic() + 30  # the store is at most one in-flight update behind
+        while server_document(fleet, tokens, collab_doc)["content"] != text:
+            assert time.monotonic() < deadline, "the stored document differs from the editors'"
+            time.sleep(0.3)
+    finally:
+        bystander.ws.close()
+        fuzzer.ws.close()
+    assert pids(fleet) == before, "a process crashed or restarted"
+    print(f"\nfuzz collab (yjs): {seen}")
+    assert seen["bad"] > 0 and seen["good"] > 0, seen

@@ -42,3 +42,29 @@ def test_messages_page_and_errors(client, auth):
     assert client.get("/api/chat/rooms/none/messages/", **auth).status_code == 404
     assert client.get("/api/chat/rooms/lobby/messages/?limit=abc", **auth).status_code == 400
     assert client.get("/api/chat/rooms/lobby/messages/?limit=100000", **auth).status_code == 400
+
+
+def test_the_openapi_document_is_the_code(client, auth):
+    """Served without a token, built from the URLconf and the views' models: the
+    body's limits and the query's bounds are the ones the views enforce."""
+    doc = client.get("/api/chat/openapi.json").json()
+    assert set(doc["paths"]) == {"/api/chat/openapi.json", "/api/chat/rooms/", "/api/chat/rooms/{slug}/messages/"}
+    room = doc["paths"]["/api/chat/rooms/"]["post"]
+    assert (
+        room["requestBody"]["content"]["application/json"]["schema"]["properties"]["description"]["maxLength"] == 2000
+    )
+    assert set(room["responses"]) == {"201", "400", "401", "409"}
+    limit = next(
+        p for p in doc["paths"]["/api/chat/rooms/{slug}/messages/"]["get"]["parameters"] if p["name"] == "limit"
+    )
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 200)
+    ChatRoom.objects.create(name="L", slug="lobby")
+    res = client.get("/api/chat/rooms/lobby/messages/?limit=201", **auth)
+    assert res.status_code == 400 and res.json()["message"].startswith("limit:")
+
+
+def test_unsupported_method_is_405_with_allow_and_unknown_url_is_json_404(client, auth):
+    res = client.delete("/api/chat/rooms/", **auth)
+    assert res.status_code == 405 and res["Allow"] == "GET, POST"
+    res = client.get("/api/chat/nothing-here/", **auth)
+    assert res.status_code == 404 and res.json()["error"] == "not_found"

@@ -79,3 +79,11 @@ def test_a_delta_becomes_edits_that_replay_to_the_same_text():
             units = units[:p] + units[p + 2 * e["length"] :]
         replay = units.decode("utf-16-le")
     assert replay == str(text)
+
+
+@pytest.mark.parametrize("state", ["{", "not json", "NaN", ""])
+def test_an_awareness_state_that_is_not_json_is_refused(state):
+    # Relayed, it would make every editor's y-protocols throw in JSON.parse.
+    message = ydoc.parse(ydoc.awareness_message([ydoc.AwarenessEntry(1, 1, state)]))
+    with pytest.raises(ydoc.ProtocolError):
+        ydoc.read_awareness(message.payload)
