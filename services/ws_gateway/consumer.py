@@ -300,7 +300,7 @@ class GatewayConsumer(AsyncConsumer):
                 return await self.close(CloseCode.TRY_AGAIN_LATER, "backlog")
             self.pending_group.append(message)
             return
-        if self.state != "open" or getattr(self, "closing", False):
+        if self.state != "open" or self.closing:
             # Closed by the service or the gateway: a reply still on its way (collab
             # answers a sync sent after a malformed message it closed for) would raise
             # in daphne ("send on a closed protocol") and end the consumer with a trace.
