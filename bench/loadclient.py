@@ -199,6 +199,7 @@ class Room:
         self.sockets: list[WSClient] = []
         self.last_frame = time.perf_counter()
         self.frames = 0
+        self.frame_bytes = 0
         self.errors: list[str] = []
         # fan-out bookkeeping, indexed by message number
         self.sent_at: list[float] = []
@@ -216,6 +217,7 @@ class Room:
         now = time.perf_counter()
         self.last_frame = now
         self.frames += 1
+        self.frame_bytes += len(payload)
         kind, text = self.target.parse(ws, payload)
         if kind == "chat":
             n = int(text[:9])
@@ -350,6 +352,9 @@ async def scenario_fanout(args, target: Target) -> dict:
         "failures": failures,
         "connects_per_s": round(len(specs) / elapsed, 1),
         "settle_s": round(storm, 2),
+        # What the join storm cost the server to send, whatever the machine's load.
+        "frames": room.frames,
+        "frame_kb": round(room.frame_bytes / 1024),
     }
     sender = next(ws for ws in room.sockets if ws.state["role"] == "sender")
     room.receivers = sum(1 for ws in room.sockets if ws.state["role"] == "receiver")

@@ -4,6 +4,12 @@ Commands for one room arrive on one shard and are handled one at a time, so the
 order in which messages are stored (their seq) is the order everyone sees. A
 message is stored before it is broadcast; its echo, with seq and the client's
 client_id, is the sender's acknowledgement.
+
+Presence notices: `user_join` / `user_leave` go out at once, one per user (the seed's
+shapes), but a room's `online_users` list is broadcast at most once per
+ONLINE_USERS_COALESCE_SECONDS, read from presence when it is sent. A list per join made
+filling a room of N users cost N lists of up to N names to N sockets (README
+"Performance": 1,000 users took minutes); now a join storm costs a few lists.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ class ChatInbox(InboxConsumer):
         # Who this shard last told each room was online; the sweeper compares it with
         # presence to announce users whose gateway died without saying goodbye.
         self.announced: dict[str, set[str]] = {}
+        # Rooms whose online list is due (a join or leave since the last one was sent),
+        # and the tasks sending them, kept so they are not garbage collected mid-send.
+        self.list_due: set[str] = set()
+        self.list_tasks: set[asyncio.Future] = set()
 
     async def __call__(self, scope, receive, send):
         sweeper = asyncio.ensure_future(self.sweep_forever())
@@ -49,6 +59,33 @@ class ChatInbox(InboxConsumer):
             await super().__call__(scope, receive, send)
         finally:
             sweeper.cancel()
+            for task in self.list_tasks:
+                task.cancel()
+
+    def online_list_soon(self, slug: str) -> None:
+        """Broadcast the room's online list once the coalescing window has passed;
+        every join and leave until then is in that one list."""
+        if slug in self.list_due:
+            return
+        self.list_due.add(slug)
+        loop = asyncio.get_running_loop()
+
+        def fire():
+            task = asyncio.ensure_future(self.send_online_list(slug))
+            self.list_tasks.add(task)
+            task.add_done_callback(self.list_tasks.discard)
+
+        loop.call_later(env_float("ONLINE_USERS_COALESCE_SECONDS"), fire)
+
+    async def send_online_list(self, slug: str) -> None:
+        # Due no longer before reading: a join while we read schedules the next list.
+        self.list_due.discard(slug)
+        group = room_group(slug)
+        try:
+            online = await presence().users(group)
+            await publish.send_to_group(group, frame("online_users", users=online))
+        except Exception:
+            log.exception("chat: online list of %s not sent", slug)
 
     async def sweep_forever(self) -> None:
         interval = env_float("PRESENCE_HEARTBEAT_SECONDS")
@@ -73,7 +110,7 @@ class ChatInbox(InboxConsumer):
             for username in sorted(gone):
                 await publish.send_to_group(group, frame("user_leave", user=username, timestamp=now_iso()))
             if gone and now:
-                await publish.send_to_group(group, frame("online_users", users=sorted(now)))
+                self.online_list_soon(slug)
 
     async def room_id(self, slug: str) -> int | None:
         if slug not in self.rooms:
@@ -98,17 +135,20 @@ class ChatInbox(InboxConsumer):
         )
         group = room_group(slug)
         user = self.identity(cmd)
-        if not await presence().has_conn(group, conn):
+        # One read of the room's presence answers all three questions below.
+        members = await presence().members(group)
+        if not any(m.conn == conn for m in members):
             # The socket closed while this command waited (e.g. the worker was down
             # past the gateway's connect timeout): nobody to accept, nothing to announce.
             return
-        online = await presence().users(group)
-        self.announced[slug] = set(online)
+        online = sorted({m.username for m in members})
+        # Kept, not replaced: someone who vanished since must stay for the sweeper to see.
+        self.announced.setdefault(slug, set()).update(online)
         history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
         await publish.accept(conn, [history, frame("online_users", users=online)], watermarks={group: last_seq})
-        if not await presence().is_present(group, user.id, except_conn=conn):
+        if not any(m.user_id == user.id and m.conn != conn for m in members):
             await publish.send_to_group(group, frame("user_join", user=user.username, timestamp=now_iso()))
-            await publish.send_to_group(group, frame("online_users", users=online), exclude_conn=conn)
+            self.online_list_soon(slug)
 
     async def gw_disconnect(self, cmd):
         slug = cmd["params"]["room"]
@@ -122,10 +162,9 @@ class ChatInbox(InboxConsumer):
             return  # never announced (its connect was refused or timed out)
         if await self.room_id(slug) is None:
             return
-        online = await presence().users(group)
-        self.announced[slug] = set(online)
+        self.announced.get(slug, set()).discard(user.username)
         await publish.send_to_group(group, frame("user_leave", user=user.username, timestamp=now_iso()))
-        await publish.send_to_group(group, frame("online_users", users=online))
+        self.online_list_soon(slug)
 
     async def frame_chat_message(self, cmd, data):
         slug = cmd["params"]["room"]

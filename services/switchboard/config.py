@@ -91,6 +91,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRESENCE_TTL_SECONDS", "30", "A connection not refreshed for this long no longer counts as online."),
     Setting("PRESENCE_HEARTBEAT_SECONDS", "10", "How often each gateway refreshes the presence of its sockets."),
     Setting("TYPING_THROTTLE_SECONDS", "2", "Minimum gap between two typing notices from one user in one room."),
+    Setting(
+        "ONLINE_USERS_COALESCE_SECONDS",
+        "0.2",
+        "Chat sends a room's online list at most once per this window (joins and leaves in it share one list).",
+    ),
     Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection."),
     Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=."),
     Setting(

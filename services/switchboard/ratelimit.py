@@ -60,7 +60,7 @@ class RedisTokenBucket:
         return Decision(bool(int(allowed)), float(wait))
 
 
-@dataclass
+@dataclass(slots=True)
 class LocalTokenBucket:
     """A bucket for one connection; the clock is injectable for tests."""
 

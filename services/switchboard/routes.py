@@ -57,7 +57,7 @@ class WebSocketRoute:
         object.__setattr__(self, "regex", re.compile(f"^{pattern}$"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     route: WebSocketRoute
     params: dict[str, str]

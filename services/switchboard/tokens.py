@@ -19,7 +19,7 @@ ALGORITHM = "HS256"
 SERVICE_USER_ID = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     """Who is on the other end: enough to authorize without a database."""
 

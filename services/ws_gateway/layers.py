@@ -1,4 +1,5 @@
-"""ws-gateway's pub/sub channel layer: a group message is decoded once, not once per member.
+"""ws-gateway's pub/sub channel layer: a group message is decoded once, not once per member,
+and a channel's queue is the socket's own (SocketQueue, ws_gateway/socket_queue.py).
 
 channels_redis's RedisPubSubChannelLayer puts the raw bytes of a group message in the
 queue of every local member and msgpack-decodes them again in each member's
@@ -21,14 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import redis.exceptions
+from autobahn.websocket.protocol import PreparedMessage
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
 
 from switchboard.closecodes import CloseCode
 from ws_gateway import connections
+from ws_gateway.socket_queue import SocketQueue
 
 log = logging.getLogger(__name__)
 LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -47,12 +52,32 @@ async def subscriptions_lost() -> None:
 
 
 class _Decoded:
-    """A group message already decoded; receive() returns its value as is."""
+    """A group message already decoded; receive() returns its value as is. `prepared`:
+    its frame, encoded once for every socket that sends it as is (see prepared())."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "prepared")
 
     def __init__(self, value):
         self.value = value
+        self.prepared = None
+
+
+def prepared(item, payload: str | bytes) -> PreparedMessage:
+    """The WebSocket frame of a decoded group message's payload, built on first use and
+    shared: a server's frames are unmasked, so every uncompressed socket sends the same
+    bytes (autobahn's PreparedMessage, its API for broadcast)."""
+    frame = item.prepared
+    if frame is None:
+        binary = isinstance(payload, bytes)
+        frame = item.prepared = PreparedMessage(
+            payload if binary else payload.encode(), binary, applyMask=False, doNotCompress=False
+        )
+    return frame
+
+
+def decoded(item) -> Mapping | None:
+    """The group message in a queued item if the layer decoded it already, else None."""
+    return item.value if type(item) is _Decoded else None
 
 
 class _DecodeOnceShard(RedisSingleShardConnection):
@@ -89,17 +114,22 @@ class _DecodeOnceShard(RedisSingleShardConnection):
         members = layer.groups.get(name)
         if not members:
             return
-        decoded = _Decoded(MappingProxyType(layer.channel_layer.deserialize(data)))
+        shared = _Decoded(MappingProxyType(layer.channel_layer.deserialize(data)))
         for channel_name in members:
             queue = layer.channels.get(channel_name)
             if queue is not None:
-                queue.put_nowait(decoded)
+                queue.put_nowait(shared)
 
 
 class _DecodeOnceLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._shards = [_DecodeOnceShard(shard.host, self) for shard in self._shards]
+
+    async def _subscribe_to_channel(self, channel, queue: SocketQueue | None = None):
+        # As the parent's, with a SocketQueue (a few hundred bytes less than asyncio.Queue).
+        self.channels[channel] = SocketQueue() if queue is None else queue
+        await self._get_shard(channel).subscribe(channel)
 
 
 class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
@@ -110,7 +140,15 @@ class GatewayPubSubChannelLayer(RedisPubSubChannelLayer):
             return message.value
         return super().deserialize(message)
 
-    def queue_of(self, channel: str) -> asyncio.Queue:
+    async def new_channel_on(self, queue: SocketQueue, prefix: str = "specific.") -> str:
+        """new_channel(), whose messages go to `queue`: the socket's own input queue
+        (daphne_memory.py), so a socket has one queue and no task copying between two."""
+        layer = self._get_layer()
+        channel = f"{layer.prefix}{prefix}{uuid.uuid4().hex}"
+        await layer._subscribe_to_channel(channel, queue)
+        return channel
+
+    def queue_of(self, channel: str) -> SocketQueue:
         """The local queue of a channel made by new_channel(): what receive() reads.
 
         GatewayConsumer reads it directly and puts its client frames in it too, so a

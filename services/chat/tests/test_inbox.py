@@ -1,6 +1,7 @@
 """Chat's inbox worker, driven with real channel layers: the test plays ws-gateway."""
 
 import asyncio
+import json
 
 import pytest
 from channels.layers import get_channel_layer
@@ -84,4 +85,59 @@ async def test_a_connect_whose_socket_is_gone_is_not_accepted_nor_announced():
         await receive(stale, timeout=0.5)
     with pytest.raises(asyncio.TimeoutError):
         await receive(member, timeout=0.2)
+    app.stop()
+
+
+async def test_a_join_storm_sends_every_join_but_few_online_lists_and_the_last_list_is_everyone(monkeypatch):
+    window = 0.3
+    monkeypatch.setenv("ONLINE_USERS_COALESCE_SECONDS", str(window))
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add("chat.room.lobby", watcher)
+    users = [{"id": 100 + i, "username": f"user{i:02d}", "is_staff": False} for i in range(50)]
+    commands = []
+    for user in users:
+        conn = await layer.new_channel()
+        await chat_inbox.presence().add(["chat.room.lobby"], Member(conn, user["id"], user["username"]))
+        commands.append(
+            {"type": "gw.connect", "conn": conn, "route": "chat", "user": user, "params": {"room": "lobby"}}
+        )
+    started = asyncio.get_running_loop().time()
+    app = await run(commands)
+    joins, lists = [], []
+    while True:  # until the room is quiet for a few windows
+        try:
+            text = (await receive(watcher, timeout=window * 4))["text"]
+        except TimeoutError:
+            break
+        if '"type":"user_join"' in text:
+            joins.append(text)
+        elif '"type":"online_users"' in text:
+            lists.append(json.loads(text)["users"])
+    elapsed = asyncio.get_running_loop().time() - started
+    # Every user is announced once, in the seed's shape...
+    assert sorted(json.loads(t)["user"] for t in joins) == [u["username"] for u in users]
+    # ...but the list goes out at most once per window (a list per join would be 50),
+    assert 1 <= len(lists) <= elapsed / window + 1
+    # and the last one names everyone.
+    assert lists[-1] == [u["username"] for u in users]
+    app.stop()
+
+
+async def test_a_leave_is_announced_at_once_and_the_list_follows_without_the_leaver(monkeypatch):
+    monkeypatch.setenv("ONLINE_USERS_COALESCE_SECONDS", "0.1")
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    layer = get_channel_layer()
+    watcher = await layer.new_channel()
+    await layer.group_add("chat.room.lobby", watcher)
+    bob = {"id": 2, "username": "bob", "is_staff": False}
+    await chat_inbox.presence().add(["chat.room.lobby"], Member(watcher, 1, "alice"))
+    app = await run(
+        [{"type": "gw.disconnect", "conn": "gone", "route": "chat", "user": bob, "params": {"room": "lobby"}}]
+    )
+    leave = json.loads((await receive(watcher))["text"])
+    assert (leave["type"], leave["user"]) == ("user_leave", "bob")
+    listed = json.loads((await receive(watcher))["text"])
+    assert listed == {"type": "online_users", "users": ["alice"]}
     app.stop()

@@ -31,3 +31,12 @@ async def test_entries_not_refreshed_expire(redis_url):
     await presence.refresh([(["all"], alive)])  # only alice's process is still beating
     await asyncio.sleep(0.6)
     assert await presence.users("all") == ["alice"]
+
+
+async def test_a_heartbeat_refreshes_every_socket_of_every_topic(redis_url):
+    presence = Presence(Redis.from_url(redis_url), ttl=60)
+    members = [Member(f"c{i}", i % 3, f"u{i % 3}") for i in range(9)]
+    await presence.refresh([(["all", f"room:{m.user_id}"], m) for m in members])
+    assert {m.conn for m in await presence.members("all")} == {m.conn for m in members}
+    assert await presence.users("room:1") == ["u1"]
+    assert await presence.count_connections("room:2") == 3

@@ -93,3 +93,63 @@ def test_permessage_deflate_is_off_unless_enabled(monkeypatch):
     finally:
         monkeypatch.delenv("WS_PERMESSAGE_DEFLATE", raising=False)
         daphne_deflate.install()
+
+
+async def test_socket_queue_keeps_order_and_hands_items_to_direct_only_while_its_reader_waits():
+    from ws_gateway.socket_queue import SocketQueue
+
+    queue = SocketQueue()
+    handled: list = []
+    queue.direct = lambda item: item.startswith("direct") and (handled.append(item) or True)
+    queue.put_nowait("direct-early")  # nobody waits yet: queued, in order
+    queue.put_nowait("b")
+    assert [await queue.get(), await queue.get()] == ["direct-early", "b"]
+    assert queue.empty() and queue._items is None  # an idle queue keeps no deque
+
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)  # the reader is parked
+    queue.put_nowait("direct-now")  # handled at once, the reader stays parked
+    queue.put_nowait("other")  # not for direct: wakes the reader
+    queue.put_nowait("direct-later")  # the reader has an item pending: queued behind it
+    assert handled == ["direct-now"]
+    assert await reader == "other"
+    assert await queue.get() == "direct-later"
+
+
+async def test_a_failing_direct_delivery_falls_back_to_the_queue():
+    from ws_gateway.socket_queue import SocketQueue
+
+    queue = SocketQueue()
+
+    def broken(item):
+        raise RuntimeError("socket gone")
+
+    queue.direct = broken
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("frame")
+    assert await reader == "frame"
+
+
+async def test_a_channel_filed_under_a_socket_queue_delivers_there(layer):
+    from ws_gateway.socket_queue import SocketQueue
+
+    queue = SocketQueue()
+    channel = await layer.new_channel_on(queue)
+    assert layer.queue_of(channel) is queue
+    await layer.group_add("room", channel)
+    await layer.group_send("room", {"type": "gw.send", "text": "hi"})
+    got = await asyncio.wait_for(queue.get(), 5)
+    assert layer.deserialize(got) == {"type": "gw.send", "text": "hi"}
+    await layer.release(channel)
+    await layer.flush()
+
+
+def test_a_group_frame_is_encoded_once_as_a_plain_server_frame():
+    from ws_gateway.layers import _Decoded, prepared
+
+    item = _Decoded({"type": "gw.send", "text": "héllo"})
+    frame = prepared(item, "héllo")
+    assert prepared(item, "héllo") is frame  # shared by every member
+    payload = "héllo".encode()
+    assert frame.payloadHybi == bytes([0x81, len(payload)]) + payload  # FIN+text, unmasked
