@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launcher import SERVICES, Service  # noqa: E402
+from launcher import SERVICES, Service, daphne_command  # noqa: E402
 from nginxconf import render as render_nginx  # noqa: E402
-from switchboard.config import env_int  # noqa: E402
+from switchboard.config import default  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 
 HTTP_PORT = 8000
@@ -211,22 +211,7 @@ def compose() -> str:
         )
         out.insert(len(out) - 3 - 0, "    restart: 'no'")  # placed before depends_on
         routing = routing_env(svc.name, HTTP_PORT)
-        daphne = [
-            "daphne",
-            "-b",
-            "0.0.0.0",
-            "-p",
-            str(HTTP_PORT),
-            "--ping-interval",
-            "20",
-            "--ping-timeout",
-            "30",
-            # As the launcher: daphne's cap 4x above ws-gateway's clean 1009 limit.
-            "--websocket-max-message-size",
-            str(4 * env_int("WS_MAX_MESSAGE_BYTES")),
-            "--proxy-headers",
-            svc.asgi,
-        ]
+        daphne = daphne_command(svc.asgi, bind="0.0.0.0", port=HTTP_PORT)
         deps = ["redis", f"{svc.name}-migrate"]
         out += [""] + app_service(svc.name, svc, daphne, deps, routing)
         out += healthcheck(f"http://127.0.0.1:{HTTP_PORT}/readyz")
@@ -239,7 +224,7 @@ def compose() -> str:
         for daemon in svc.daemons:
             serves = getattr(daemon, "serves", "")
             if serves:  # its own HTTP port, with its routes and its own /metrics (Flower)
-                port = env_int(daemon.port_setting)
+                port = int(default(daemon.port_setting))
                 extra = [f"      {daemon.port_setting}: '{port}'", *routing_env(serves, port)]
                 if daemon.auth_setting:  # routed by nginx-proxy only because it asks for these
                     var = daemon.auth_setting
@@ -287,7 +272,7 @@ def nginx_conf(prefix: Path) -> str:
     for svc in SERVICES:
         for daemon in svc.daemons:
             if getattr(daemon, "serves", ""):
-                upstreams[daemon.serves] = [f"{svc.name}-{daemon.name}:{env_int(daemon.port_setting)}"]
+                upstreams[daemon.serves] = [f"{svc.name}-{daemon.name}:{int(default(daemon.port_setting))}"]
     # As nginx-proxy: no staff check (auth_request) on a self-guarded route, whose server
     # asks for its own credentials; the other staff-only routes keep it (nginx-proxy
     # does not route them at all).
@@ -314,7 +299,7 @@ def prometheus() -> str:
         jobs = [(svc.name, METRICS_PORT, "")] + ([(f"{svc.name}-inbox", METRICS_PORT, "")] if svc.inbox else [])
         for d in svc.daemons:
             if getattr(d, "serves", ""):  # Flower: /metrics under its prefix, on its port
-                jobs.append((f"{svc.name}-{d.name}", env_int(d.port_setting), served_prefix(d.serves) + "metrics"))
+                jobs.append((f"{svc.name}-{d.name}", int(default(d.port_setting)), served_prefix(d.serves) + "metrics"))
             else:
                 jobs.append((f"{svc.name}-{d.name}", METRICS_PORT, ""))
         for job, port, path in jobs:

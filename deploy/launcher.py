@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(SERVICES_DIR))
 sys.path.insert(0, str(ROOT / "gateway"))
 
 from nginxconf import render as render_nginx  # noqa: E402
+from switchboard.config import default as setting_default  # noqa: E402
 from switchboard.config import env_int  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 
@@ -100,6 +102,34 @@ SERVICES: tuple[Service, ...] = (
 )
 
 
+def daphne_command(
+    asgi: str, *, bind: str, port: int, settings: Mapping[str, str] | None = None, python: str = "python"
+) -> list[str]:
+    """How every HTTP face runs daphne: here, in compose.yaml and in k8s/ (one definition).
+
+    `settings` overrides the declared defaults (the launcher passes its fleet's
+    environment; the generators pass none, so what they write does not depend on the
+    machine that ran them).
+    """
+    settings = settings or {}
+
+    def get(name: str) -> str:
+        return settings.get(name) or setting_default(name)
+
+    # daphne's own frame cap is a backstop 4x above ws-gateway's and above every route's
+    # own limit (routes.toml max_message_bytes): frames between the two are closed by
+    # ws-gateway with a clean 1009; autobahn fails far larger ones without a close frame.
+    max_bytes = max([4 * int(get("WS_MAX_MESSAGE_BYTES"))] + [2 * r.max_message_bytes for r in load_routes().websocket])
+    # daphne's access log is an INFO-level line per request and two per socket, on top
+    # of nginx's (which every request crosses first): off when LOG_LEVEL is above INFO.
+    verbosity = "1" if get("LOG_LEVEL").upper() in ("DEBUG", "INFO") else "0"
+    return [
+        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", verbosity,
+        "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
+        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -148,12 +178,6 @@ class Fleet:
             **self.env,
         }
         py = sys.executable
-        # daphne's own cap is a backstop 4x above ours: frames between the two are
-        # closed by ws-gateway with a clean 1009; autobahn fails far larger ones
-        # without a close frame.
-        max_bytes = 4 * int(self.base_env.get("WS_MAX_MESSAGE_BYTES", env_int("WS_MAX_MESSAGE_BYTES")))
-        # ... and above every route's own limit (routes.toml max_message_bytes).
-        max_bytes = str(max([max_bytes] + [2 * r.max_message_bytes for r in load_routes().websocket]))
         self.programs = []
         if self.redis_port:
             self.programs.append(
@@ -185,23 +209,13 @@ class Fleet:
                     Program(
                         name,
                         svc.name,
-                        [
-                            py,
-                            "-m",
-                            "daphne",
-                            "-b",
-                            "127.0.0.1",
-                            "-p",
-                            str(port),
-                            "--ping-interval",
-                            "20",
-                            "--ping-timeout",
-                            "30",
-                            "--websocket-max-message-size",
-                            max_bytes,
-                            "--proxy-headers",
+                        daphne_command(
                             svc.asgi,
-                        ],
+                            bind="127.0.0.1",
+                            port=port,
+                            settings={**os.environ, **self.base_env, **self.service_env.get(svc.name, {})},
+                            python=py,
+                        ),
                         env={
                             "DJANGO_SETTINGS_MODULE": svc.settings,
                             "METRICS_PORT": str(metrics_port),

@@ -24,10 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "k8s" / "base"
 sys.path.insert(0, str(ROOT / "deploy"))
 
-from launcher import SERVICES  # noqa: E402
-from switchboard.config import SETTINGS  # noqa: E402
+from launcher import SERVICES, daphne_command  # noqa: E402
 from switchboard.routes import MAX_BODY_BYTES  # noqa: E402
-from switchboard.routes import load as load_routes  # noqa: E402
 
 
 def _block_strings(dumper, value: str):
@@ -239,19 +237,6 @@ def pdb(workload: str) -> dict:
     }
 
 
-def daphne(asgi: str) -> list[str]:
-    # As the launcher runs it: daphne's frame cap is a backstop above ws-gateway's own
-    # checks (WS_MAX_MESSAGE_BYTES, each route's max_message_bytes), which close with
-    # a clean 1009 first.
-    max_bytes = 4 * int(next(s.default for s in SETTINGS if s.name == "WS_MAX_MESSAGE_BYTES"))
-    max_bytes = max([max_bytes] + [2 * r.max_message_bytes for r in load_routes().websocket])
-    return [
-        "python", "-m", "daphne", "-b", "0.0.0.0", "-p", str(HTTP_PORT),
-        "--ping-interval", "20", "--ping-timeout", "30",
-        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
-    ]  # fmt: skip
-
-
 def workloads() -> list[dict]:
     """Every process of the fleet as (name, service, role, http, command, settings)."""
     out = []
@@ -263,7 +248,7 @@ def workloads() -> list[dict]:
                 "service": svc.name,
                 "role": "gateway" if gateway else "http",
                 "http": True,
-                "command": daphne(svc.asgi),
+                "command": daphne_command(svc.asgi, bind="0.0.0.0", port=HTTP_PORT),
                 "settings": svc.settings,
                 "replicas": 2 if gateway else 1,
                 "autoscale": gateway,

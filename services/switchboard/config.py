@@ -68,6 +68,16 @@ SETTINGS: tuple[Setting, ...] = (
         "1 lets ws-gateway accept permessage-deflate: less bandwidth, tens of KB more memory per socket.",
     ),
     Setting(
+        "WS_PING_INTERVAL_SECONDS",
+        "20",
+        "How often daphne pings an idle socket. Keep it below every proxy's read timeout (nginx: 60 s by default).",
+    ),
+    Setting(
+        "WS_PING_TIMEOUT_SECONDS",
+        "30",
+        "A socket that answers no ping for this long is a dead peer: daphne drops it.",
+    ),
+    Setting(
         "WS_SEND_BUFFER_BYTES",
         "1048576",
         "Bytes ws-gateway holds for one client that does not read; above it the socket closes with 4008.",
@@ -158,6 +168,12 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 def env(name: str) -> str:
     """The value of a declared setting: the environment's, else its default."""
     return os.environ.get(name, _BY_NAME[name].default)
+
+
+def default(name: str) -> str:
+    """A declared setting's default, whatever this process's environment says (generators of
+    compose.yaml and k8s/ write defaults, not the values of the machine they run on)."""
+    return _BY_NAME[name].default
 
 
 def env_int(name: str) -> int:

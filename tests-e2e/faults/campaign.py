@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import time
 import uuid
@@ -48,6 +49,10 @@ import httpx
 import websockets
 from collabclients import JsonClient, YClient
 from wsclient import Client
+
+# `make faults` (SWITCHBOARD_FAULTS=all) runs every row and the slow checks; `make test`
+# the fast ones.
+FULL = os.environ.get("SWITCHBOARD_FAULTS") == "all"
 
 SEND_INTERVAL = 0.25  # per chat participant; three of them stay well under the user rate
 ACK_TIMEOUT = 4.0  # an inbox worker killed after taking a command loses it: resend
@@ -263,6 +268,32 @@ class ChatLoad(Load):
         return row
 
 
+async def listen(url: str, tok: str, read, stop: asyncio.Event, holder) -> None:
+    """One socket that only listens, kept as a browser tab keeps it: (re)connect until
+    `stop`; `read(client)` consumes it until it closes. A close before `stop` counts in
+    `holder.drops`, and `holder.connected` is cleared while no socket is open."""
+    while not stop.is_set():
+        try:
+            client = await Client.connect(url, tok)
+        except (OSError, websockets.InvalidHandshake, TimeoutError):
+            await asyncio.sleep(0.3)
+            continue
+        reader = asyncio.ensure_future(read(client))
+        try:
+            while not (stop.is_set() or reader.done()):
+                await asyncio.sleep(0.1)
+            if reader.done() and not stop.is_set():
+                holder.drops += 1
+        finally:
+            holder.connected.clear()
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+            with contextlib.suppress(Exception):
+                await client.close()
+        await asyncio.sleep(0.2)
+
+
 # --------------------------------------------------------- notifications ----
 class Receiver:
     """One user's notification socket, as a browser tab keeps it."""
@@ -277,26 +308,7 @@ class Receiver:
         self.connected = asyncio.Event()
 
     async def run(self, sending: asyncio.Event, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                client = await Client.connect(f"{self.load.fleet.ws_url}/ws/notifications/", self.tok)
-            except (OSError, websockets.InvalidHandshake, TimeoutError):
-                await asyncio.sleep(0.3)
-                continue
-            reader = asyncio.ensure_future(self._read(client))
-            try:
-                while not (stop.is_set() or reader.done()):
-                    await asyncio.sleep(0.1)
-                if reader.done() and not stop.is_set():
-                    self.drops += 1
-            finally:
-                self.connected.clear()
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
-                with contextlib.suppress(Exception):
-                    await client.close()
-            await asyncio.sleep(0.2)
+        await listen(f"{self.load.fleet.ws_url}/ws/notifications/", self.tok, self._read, stop, self)
 
     async def _read(self, client: Client) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -603,28 +615,10 @@ class ReportLoad(Load):
         return [self._follow(stop)]
 
     async def _follow(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                client = await Client.connect(f"{self.fleet.ws_url}/ws/tasks/", self.tokens["alice"])
-            except (OSError, websockets.InvalidHandshake, TimeoutError):
-                await asyncio.sleep(0.3)
-                continue
-            self.connected.set()
-            reader = asyncio.ensure_future(self._read(client))
-            try:
-                while not (stop.is_set() or reader.done()):
-                    await asyncio.sleep(0.1)
-                if reader.done() and not stop.is_set():
-                    self.drops += 1
-            finally:
-                self.connected.clear()
-                reader.cancel()
-                with contextlib.suppress(BaseException):
-                    await reader
-                with contextlib.suppress(Exception):
-                    await client.close()
+        await listen(f"{self.fleet.ws_url}/ws/tasks/", self.tokens["alice"], self._read, stop, self)
 
     async def _read(self, client: Client) -> None:
+        self.connected.set()
         with contextlib.suppress(websockets.ConnectionClosed):
             while True:
                 frame = json.loads(await client.ws.recv())

@@ -11,19 +11,16 @@ and writes it as JSON.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from dataclasses import dataclass
 
 import pg
 import pytest
-from campaign import LOADS, Row, run_fault
+from campaign import FULL, LOADS, Row, run_fault
 from wsclient import token
 
 from launcher import SERVICES, Fleet, free_port
-
-FULL = os.environ.get("SWITCHBOARD_FAULTS") == "all"
 
 
 @dataclass(frozen=True)

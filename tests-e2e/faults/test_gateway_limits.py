@@ -10,6 +10,9 @@
   `group_expiry`, 24 h on the core layer, is silently ignored by it). A connection
   older than a short expiry still receives its room. ws-gateway closes sockets after
   daphne's --websocket_timeout (24 h) anyway; clients reconnect with ?since.
+* A dead peer (the handshake, then never a frame, not even a pong) is dropped by
+  daphne's ping timeout (WS_PING_INTERVAL_SECONDS + WS_PING_TIMEOUT_SECONDS), through
+  nginx as a user's socket would be (make faults only: it waits 50 s).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import urllib.request
 import uuid
 
 import httpx
-from campaign import Row
+import pytest
+from campaign import FULL, Row
 from wsclient import Client
+
+from switchboard.config import env_float
 
 
 def new_room(fleet, tokens) -> str:
@@ -125,3 +131,39 @@ async def test_a_connection_older_than_a_short_group_expiry_still_receives(fleet
     fault_report.rows.append(Row("connection older than a short group expiry", 1, 1, 1, 0, 0, 0, 0.0))
     await alice.close()
     await old.close()
+
+
+def server_frames(data: bytes) -> list[int]:
+    """The opcodes of the unmasked frames a server sent, in order (a partial tail is left)."""
+    opcodes, i = [], 0
+    while i + 2 <= len(data):
+        length, head = data[i + 1] & 0x7F, 2
+        if length == 126:
+            length, head = int.from_bytes(data[i + 2 : i + 4], "big"), 4
+        elif length == 127:
+            length, head = int.from_bytes(data[i + 2 : i + 10], "big"), 10
+        if i + head + length > len(data):
+            break
+        opcodes.append(data[i] & 0x0F)
+        i += head + length
+    return opcodes
+
+
+@pytest.mark.skipif(not FULL, reason="waits WS_PING_INTERVAL + WS_PING_TIMEOUT (50 s by default): make faults")
+def test_a_peer_that_never_answers_is_dropped_by_the_ping_timeout(fleet, tokens):
+    # Through nginx, as a client would be: a handshake, then nothing, not even a pong.
+    # It reads, so what is tested is the ping timeout, not the slow-client bound.
+    interval, timeout = env_float("WS_PING_INTERVAL_SECONDS"), env_float("WS_PING_TIMEOUT_SECONDS")
+    s = stuck_socket(fleet.gateway_port, "/ws/tasks/", tokens["bob"], fleet.url)
+    s.settimeout(interval + timeout + 30)  # only bounds a failure
+    received = b""
+    try:
+        while chunk := s.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        pytest.fail(f"still open {interval + timeout + 30:.0f} s after the handshake")
+    finally:
+        s.close()
+    assert 0x9 in server_frames(received), "closed without pinging first"
