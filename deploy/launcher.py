@@ -120,11 +120,12 @@ def daphne_command(
     # own limit (routes.toml max_message_bytes): frames between the two are closed by
     # ws-gateway with a clean 1009; autobahn fails far larger ones without a close frame.
     max_bytes = max([4 * int(get("WS_MAX_MESSAGE_BYTES"))] + [2 * r.max_message_bytes for r in load_routes().websocket])
-    # daphne's access log is an INFO-level line per request and two per socket, on top
-    # of nginx's (which every request crosses first): off when LOG_LEVEL is above INFO.
-    verbosity = "1" if get("LOG_LEVEL").upper() in ("DEBUG", "INFO") else "0"
+    # No access log from daphne (-v 0): nginx's, which every request crosses first, is
+    # the access log and leaves query strings out; daphne's writes an HTTP request's
+    # whole URI, a ?token= included, and three lines per socket. Python logging is
+    # LOG_LEVEL's either way (settings_base.LOGGING).
     return [
-        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", verbosity,
+        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", "0",
         "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
         "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
     ]  # fmt: skip

@@ -16,6 +16,7 @@ import asyncio
 import socket
 import time
 
+import httpx
 import pytest
 import websockets
 from wsclient import Client
@@ -71,6 +72,11 @@ async def test_a_query_string_token_never_reaches_a_log(fleet, tokens):
         except websockets.ConnectionClosed:
             pass  # refused (e.g. 4404 for a document that does not exist): logged or not, that is the test
         await client.close()
+    # HTTP too: an API client may put a token in the query string by mistake (a 4xx,
+    # but whatever logs the request line must not keep it).
+    async with httpx.AsyncClient(timeout=10) as http:
+        for path in ("/api/chat/rooms/", "/api/notifications/", "/api/auth/me/"):
+            await http.get(f"{fleet.url}{path}?token={tokens['admin']}")
     await asyncio.sleep(1.0)
     logs = [*(fleet.run_dir / "logs").glob("*.log"), *fleet.run_dir.glob("*.log"), *fleet.run_dir.glob("logs/**/*")]
     assert logs
