@@ -37,13 +37,12 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
-from switchboard.config import default, env  # noqa: E402
+from switchboard.config import env  # noqa: E402
 
 PY = sys.executable
 CLIENT = str(ROOT / "bench" / "loadclient.py")
 RESULTS = ROOT / "bench" / "results"
 CLIENT_LIMIT = 0.9
-PING_SETTINGS = ("WS_PING_INTERVAL_SECONDS", "WS_PING_TIMEOUT_SECONDS")  # as daphne_command
 # Migrating every service and booting the fleet takes minutes when other suites load the machine.
 BOOT_SECONDS = 600
 
@@ -172,9 +171,8 @@ def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
             }
             cmd = [PY, "-m", "uvicorn", "ws_gateway.asgi:application", "--port", str(port), "--loop", "uvloop"]
             cmd += ["--ws", "websockets", "--ws-per-message-deflate", "false", "--log-level", "warning"]
-            ping = {name: env.get(name) or default(name) for name in PING_SETTINGS}
-            cmd += ["--no-access-log", "--ws-ping-interval", ping["WS_PING_INTERVAL_SECONDS"]]
-            cmd += ["--ws-ping-timeout", ping["WS_PING_TIMEOUT_SECONDS"]]
+            cmd += ["--no-access-log", "--ws-ping-interval", fleet.setting("WS_PING_INTERVAL_SECONDS")]
+            cmd += ["--ws-ping-timeout", fleet.setting("WS_PING_TIMEOUT_SECONDS")]
             with open(run_dir / "logs" / "ws-gateway-uvicorn.log", "w") as log:
                 proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
                 try:

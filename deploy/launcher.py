@@ -161,6 +161,14 @@ class Fleet:
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     programs: list[Program] = field(default_factory=list)
 
+    def settings(self) -> dict[str, str]:
+        """The environment every process of this fleet starts with (after plan())."""
+        return {**os.environ, **self.base_env}
+
+    def setting(self, name: str) -> str:
+        """A declared setting as this fleet's processes see it."""
+        return self.settings().get(name) or setting_default(name)
+
     # ------------------------------------------------------------- planning ----
     def plan(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +222,7 @@ class Fleet:
                             svc.asgi,
                             bind="127.0.0.1",
                             port=port,
-                            settings={**os.environ, **self.base_env, **self.service_env.get(svc.name, {})},
+                            settings={**self.settings(), **self.service_env.get(svc.name, {})},
                             python=py,
                         ),
                         env={

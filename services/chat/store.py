@@ -18,9 +18,12 @@ def _take_next_seq(room_id: int) -> int:
     (SQLite >= 3.35, PostgreSQL). The ORM needs an UPDATE and a SELECT for it, and the
     ORM's per-query cost was most of a chat message's handling (README "Performance").
     The row stays locked until the transaction ends, so one room's seqs never repeat."""
-    table, column = connection.ops.quote_name(ChatRoom._meta.db_table), connection.ops.quote_name("last_seq")
+    table, pk, seq = (
+        connection.ops.quote_name(name)
+        for name in (ChatRoom._meta.db_table, ChatRoom._meta.pk.column, ChatRoom._meta.get_field("last_seq").column)
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE id = %s RETURNING {column}", [room_id])
+        cursor.execute(f"UPDATE {table} SET {seq} = {seq} + 1 WHERE {pk} = %s RETURNING {seq}", [room_id])
         row = cursor.fetchone()
     if row is None:
         raise ChatRoom.DoesNotExist(f"room {room_id}")

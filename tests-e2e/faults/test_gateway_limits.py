@@ -29,8 +29,6 @@ import pytest
 from campaign import FULL, Row
 from wsclient import Client
 
-from switchboard.config import env_float
-
 
 def new_room(fleet, tokens) -> str:
     slug = "g" + uuid.uuid4().hex[:10]
@@ -153,7 +151,7 @@ def server_frames(data: bytes) -> list[int]:
 def test_a_peer_that_never_answers_is_dropped_by_the_ping_timeout(fleet, tokens):
     # Through nginx, as a client would be: a handshake, then nothing, not even a pong.
     # It reads, so what is tested is the ping timeout, not the slow-client bound.
-    interval, timeout = env_float("WS_PING_INTERVAL_SECONDS"), env_float("WS_PING_TIMEOUT_SECONDS")
+    interval, timeout = (float(fleet.setting(n)) for n in ("WS_PING_INTERVAL_SECONDS", "WS_PING_TIMEOUT_SECONDS"))
     s = stuck_socket(fleet.gateway_port, "/ws/tasks/", tokens["bob"], fleet.url)
     s.settimeout(interval + timeout + 30)  # only bounds a failure
     received = b""

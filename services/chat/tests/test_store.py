@@ -27,8 +27,16 @@ def test_same_client_id_is_stored_once_per_user(rooms):
     first, created = store.post_message(a.pk, ALICE, "hi", "c1")
     again, created_again = store.post_message(a.pk, ALICE, "hi", "c1")
     assert created and not created_again and again.pk == first.pk
-    # Another user may use the same client id.
-    assert store.post_message(a.pk, BOB, "hi", "c1")[1]
+    # Another user may use the same client id; the resend's seq was rolled back with it.
+    other, created_other = store.post_message(a.pk, BOB, "hi", "c1")
+    assert created_other and other.seq == first.seq + 1
+    a.refresh_from_db()
+    assert a.last_seq == other.seq
+
+
+def test_a_message_to_a_room_that_is_gone_is_refused(rooms):
+    with pytest.raises(ChatRoom.DoesNotExist):
+        store.post_message(999_999, ALICE, "hi", None)
 
 
 def test_history_since_is_exact_and_default_is_the_last_n(rooms):
