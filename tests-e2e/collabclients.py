@@ -6,6 +6,10 @@
   while not, and delivered by the next sync).
 * JsonClient: the seed's JSON protocol (?protocol=json): document_content, then edit
   and ack frames applied in order to a local string.
+
+With `reconnect=True` either one connects again when the server closes it, as
+y-websocket does (a 4000 from the gateway, a restart); without, it stays closed and
+`closed_code` says why.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from collab import ydoc
 
 
 class YClient:
-    def __init__(self, url: str, token: str, name: str):
+    def __init__(self, url: str, token: str, name: str, reconnect: bool = False):
         self.url = f"{url}?token={token}"
         self.name = name
+        self.reconnect = reconnect
+        self.drop_next = 0  # local updates to lose on the way, as a Redis restart may
+        self.closes: list[int] = []
         self.doc = Doc()
         self.text = self.doc.get(ydoc.TEXT_NAME, type=Text)
         self.ws = None
@@ -38,6 +45,9 @@ class YClient:
     def _on_change(self, event) -> None:
         if self._remote or self.ws is None or not self.synced.is_set():
             return  # remote changes are not echoed; offline ones go with the next sync
+        if self.drop_next:
+            self.drop_next -= 1
+            return
         asyncio.get_running_loop().create_task(self._send(ydoc.update_message(event.update)))
 
     async def _send(self, data: bytes) -> None:
@@ -79,9 +89,23 @@ class YClient:
                     self.denied.append(raw[3:].decode(errors="replace"))
         except websockets.ConnectionClosed as exc:
             self.closed_code = exc.rcvd.code if exc.rcvd else 1006
+            self.closes.append(self.closed_code)
         finally:
             if self.ws is ws:
                 self.ws = None
+                if self.reconnect:  # closed by the server, not by disconnect()
+                    asyncio.get_running_loop().create_task(self._connect_again())
+
+    async def _connect_again(self) -> None:
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            if self.ws is not None:
+                return
+            try:
+                await self.connect()
+                return
+            except (OSError, websockets.WebSocketException, TimeoutError):
+                continue
 
     async def wait_synced(self, timeout: float = 15) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)
@@ -116,8 +140,11 @@ class YClient:
 class JsonClient:
     """The seed's protocol; positions are UTF-16 units (ASCII in these tests)."""
 
-    def __init__(self, url: str, token: str):
+    def __init__(self, url: str, token: str, reconnect: bool = False):
         self.url = f"{url}?protocol=json&token={token}"
+        self.reconnect = reconnect
+        self.closes: list[int] = []
+        self.closing = False
         self.value = ""
         self.seq = 0
         self.frames: list[dict] = []
@@ -157,8 +184,20 @@ class JsonClient:
                     self.seq = max(self.seq, data["seq"])
                     if "client_id" in data:
                         self.acks[data["client_id"]] = data
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as exc:
+            self.closes.append(exc.rcvd.code if exc.rcvd else 1006)
+            if self.reconnect and not self.closing:
+                self.ready.clear()
+                asyncio.get_running_loop().create_task(self._connect_again())
+
+    async def _connect_again(self) -> None:
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            try:
+                await self.connect()
+                return
+            except (OSError, websockets.WebSocketException, TimeoutError):
+                continue
 
     async def edit(self, action: str, position: int, text: str = "", length: int | None = None, cid: str = ""):
         frame = {"type": "edit", "action": action, "position": position, "text": text}
@@ -166,7 +205,14 @@ class JsonClient:
             frame["length"] = length
         if cid:
             frame["client_id"] = cid
-        await self.ws.send(json.dumps(frame))
+        if not self.reconnect:
+            return await self.ws.send(json.dumps(frame))
+        await asyncio.wait_for(self.ready.wait(), 30)
+        try:
+            await self.ws.send(json.dumps(frame))
+        except websockets.ConnectionClosed:
+            pass  # never acknowledged: the caller sees no ack for it
 
     async def close(self) -> None:
+        self.closing = True
         await self.ws.close()

@@ -108,12 +108,15 @@ async def test_read_only_user_changes_nothing_and_an_outsider_is_refused(fleet, 
 @pytest.mark.parametrize("how", ["restart", "kill"])
 async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet, tokens, how):
     """`restart` stops the worker as a deploy does; `kill` crashes it (SIGKILL) and
-    supervisord starts it again. The sockets stay up (ws-gateway holds them)."""
+    supervisord starts it again. The sockets stay up (ws-gateway holds them), unless
+    the worker died between storing an update and broadcasting it: then the next
+    broadcast skips a seq and the gateway asks them to reconnect (4000), as
+    y-websocket clients do on their own."""
     doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
     url = ws_url(fleet, doc_id)
-    writer = await YClient(url, tokens["alice"], "w").connect()
-    watcher = await YClient(url, tokens["bob"], "watch").connect()
-    json_writer = await JsonClient(url, tokens["bob"]).connect()
+    writer = await YClient(url, tokens["alice"], "w", reconnect=True).connect()
+    watcher = await YClient(url, tokens["bob"], "watch", reconnect=True).connect()
+    json_writer = await JsonClient(url, tokens["bob"], reconnect=True).connect()
     await writer.wait_synced()
 
     async def type_lines():
@@ -140,6 +143,26 @@ async def test_restart_of_the_collab_worker_during_editing_loses_no_update(fleet
     for client in (writer, watcher):
         await client.disconnect()
     await json_writer.close()
+
+
+async def test_an_update_lost_on_its_way_to_the_server_is_fetched_from_its_client(fleet, tokens):
+    """Yjs has no ack: a lost update (a Redis restart took it) would leave every later
+    update of its client pending on the server, and the socket open. The worker sees
+    the gap in that client's clock and asks it for what it lacks."""
+    doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
+    url = ws_url(fleet, doc_id)
+    writer = await YClient(url, tokens["alice"], "w").connect()
+    watcher = await YClient(url, tokens["bob"], "watch").connect()
+    await writer.wait_synced()
+    await watcher.wait_synced()
+    writer.drop_next = 1
+    writer.insert(0, "lost ")
+    writer.insert(5, "and found")
+    text = await converged(fleet, tokens, doc_id, lambda: [writer.value, watcher.value])
+    assert text == "lost and found"
+    assert (writer.closes, watcher.closes) == ([], [])  # repaired in place: no reconnect
+    for client in (writer, watcher):
+        await client.disconnect()
 
 
 async def test_update_log_is_compacted(fleet, tokens):

@@ -179,9 +179,13 @@ class ChatInbox(InboxConsumer):
             metrics.CHAT_MESSAGES.labels("stored").inc()
             await publish.send_to_group(room_group(slug), text, seq=message.seq)
         else:
-            # A resend of a stored message: acknowledge to the sender only.
+            # A resend of a stored message: its sender is answered directly. The room is
+            # sent it again too, because a worker killed between storing and
+            # broadcasting never sent it; the gateway drops it for every socket that
+            # has that seq already (GwSend), so nobody sees it twice.
             metrics.CHAT_MESSAGES.labels("duplicate").inc()
             await publish.send_to_conn(cmd["conn"], text)
+            await publish.send_to_group(room_group(slug), text, seq=message.seq, exclude_conn=cmd["conn"])
 
     async def frame_typing(self, cmd, data):
         user = self.identity(cmd)

@@ -15,7 +15,14 @@ from a Yjs client (binary sync step 2 or update) or a JSON client (`edit`):
 A worker that restarts reloads a document from its snapshot and log on first use and
 sends sync step 1 to the document's group: every connected Yjs client answers with
 what the server lacks, so a change the old worker took but never stored comes back.
-The channel layer is at-most-once; this resync is what makes it whole.
+The channel layer is at-most-once, so each direction has its repair:
+
+* to the server: an update that starts past what the worker has of its client (one
+  before it was lost) is answered with sync step 1 to its sender, whose step 2 fills
+  the gap (ydoc.starts_after_a_gap);
+* to the clients: every broadcast carries the document's seq (a stored update's), and
+  the gateway closes a socket that sees a seq skipped with 4000, so it reconnects and
+  syncs (a worker killed after storing an update and before broadcasting it).
 """
 
 from __future__ import annotations
@@ -191,7 +198,10 @@ class CollabInbox(InboxConsumer):
                         [ydoc.AwarenessEntry(e.client_id, e.clock + 1, e.state) for e in live.awareness.values()]
                     )
                 )
-            await publish.accept(conn, first, kinds=["bytes"])
+            # The watermark lets the gateway notice a broadcast this socket never got
+            # (a seq skipped, e.g. a worker killed between storing and broadcasting)
+            # and ask it to reconnect: its sync then brings what it lacks.
+            await publish.accept(conn, first, watermarks={group: live.seq}, kinds=["bytes"])
         if not await presence().is_present(group, user.id, except_conn=conn):
             await publish.send_to_group(group, frame("user_joined", user=user.username), exclude_conn=conn)
 
@@ -269,12 +279,20 @@ class CollabInbox(InboxConsumer):
                 metrics.COLLAB_UPDATES.labels("yjs", "refused").inc()
                 await publish.send_to_conn(cmd["conn"], data=ydoc.permission_denied("read-only: change not applied"))
             return
+        behind = ydoc.starts_after_a_gap(live.doc, update)
         try:
             live.doc.apply_update(update)
         except ValueError as exc:
             live.take()
             raise ydoc.ProtocolError(str(exc)) from None
         await self.commit(cmd, live, "yjs")
+        if behind:
+            # An earlier update of this client never reached this worker (lost in a
+            # Redis restart, or taken by a worker that died): this one waits in the
+            # document, unseen, until the gap is filled. Yjs has no ack, so nothing
+            # else would fill it; the client's step 2 answer does.
+            metrics.COLLAB_UPDATES.labels("yjs", "gap").inc()
+            await publish.send_to_conn(cmd["conn"], data=ydoc.sync_step1(live.doc))
 
     async def _check(self, live: Live, update: bytes) -> bool:
         try:
@@ -383,14 +401,17 @@ class CollabInbox(InboxConsumer):
         metrics.COLLAB_UPDATES.labels(source, "stored").inc()
 
         group, conn, user = doc_group(live.doc_id), cmd["conn"], cmd["user"]["username"]
+        # One seq, several frames: the Yjs update is part 0, the JSON edits parts 1..n,
+        # so the gateway can tell a skipped seq from the rest of this one.
         await publish.send_to_group(
-            group, data=ydoc.update_message(update), exclude_conn=conn if source == "yjs" else None
+            group, data=ydoc.update_message(update), seq=seq, exclude_conn=conn if source == "yjs" else None
         )
-        for edit in edits:
+        for part, edit in enumerate(edits, 1):
             await publish.send_to_group(
                 group,
                 frame("edit", user=user, seq=seq, **edit),
                 seq=seq,
+                part=part,
                 exclude_conn=conn if source == "json" else None,
             )
         if live.log_length >= env_int("COLLAB_COMPACT_UPDATES"):

@@ -148,6 +148,33 @@ def update_message(update: bytes) -> bytes:
     return create_update_message(update)
 
 
+def state_vector(encoded: bytes) -> dict[int, int]:
+    """{client id: next clock} of an encoded state vector (Doc.get_state())."""
+    r = Reader(encoded)
+    return {r.var_uint(): r.var_uint() for _ in range(r.var_uint())}
+
+
+def starts_after_a_gap(doc: Doc, update: bytes) -> bool:
+    """Whether `update`'s first client's structs start past what `doc` has of that
+    client: an earlier update of the same client never arrived here.
+
+    Yjs keeps such an update pending (it shows nowhere) and every later update of that
+    client waits behind it, so the gap must be filled: the caller asks the sender for
+    what this side lacks (sync step 1). An update v1 begins [client count, then per
+    client: struct count, client id, first clock]; a client's own change has one client,
+    so the first one is the one to check (a sync step 2 may hold several: the first is
+    enough to notice most gaps, and a later sync fills the rest)."""
+    r = Reader(update)
+    try:
+        if r.var_uint() == 0:
+            return False
+        r.var_uint()  # struct count
+        client, clock = r.var_uint(), r.var_uint()
+    except ProtocolError:
+        return False  # apply_update decides whether it is malformed
+    return state_vector(doc.get_state()).get(client, 0) < clock
+
+
 def new_doc() -> tuple[Doc, Text]:
     doc = Doc()
     return doc, doc.get(TEXT_NAME, type=Text)

@@ -39,6 +39,11 @@ UNKNOWN_MESSAGES = Counter(
     "switchboard_gateway_unknown_messages_total", "Channel-layer messages with no handler (ignored)."
 )
 CLOSES = Counter("switchboard_gateway_closes_total", "Sockets closed, by close code.", ["route", "code"])
+STREAM_GAPS = Counter(
+    "switchboard_gateway_stream_gaps_total",
+    "Sockets closed with 4000 because a broadcast seq never reached them (they reconnect and catch up).",
+    ["route"],
+)
 
 # -------------------------------------------------------------------- inbox ----
 INBOX_COMMANDS = Counter(
@@ -95,7 +100,8 @@ CHAT_MESSAGES = Counter("switchboard_chat_messages_total", "Chat messages stored
 # -------------------------------------------------------------------- collab ----
 COLLAB_UPDATES = Counter(
     "switchboard_collab_updates_total",
-    "Document updates by source (yjs, json) and outcome (stored, empty, duplicate, refused, invalid, error).",
+    "Document updates by source (yjs, json) and outcome (stored, empty, duplicate, refused, invalid, error; "
+    "gap: a Yjs update arrived after one of its client's was lost, and the client was asked to resync).",
     ["source", "outcome"],
 )
 COLLAB_PERSIST_SECONDS = Histogram(

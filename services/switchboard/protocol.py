@@ -239,12 +239,20 @@ class GwReject(TypedDict):
 
 class GwSend(TypedDict):
     """service -> conn or group: send `text` (or `bytes`) as is. Group sends may carry
-    the stream's `seq` and skip one connection or every connection of one user."""
+    the stream's `seq` and skip one connection or every connection of one user.
+
+    A stream's seqs are gapless (chat: a room's messages; collab: a document's stored
+    updates), and one seq may be several frames, `part` 0, 1, ... The gateway sends
+    each (seq, part) to a socket at most once, and closes a socket that would skip a
+    seq with 4000: its reconnect replays what the broadcast lost. The watermark of
+    gw.accept is where a socket's stream starts; a stream the socket has no watermark
+    for is sent as is."""
 
     type: Literal["gw.send"]
     text: NotRequired[str]
     bytes: NotRequired[bytes]
     seq: NotRequired[int]
+    part: NotRequired[int]
     group: NotRequired[str]
     exclude_conn: NotRequired[str]
     exclude_user: NotRequired[int]

@@ -32,6 +32,7 @@ async def send_to_group(
     data: bytes | None = None,
     *,
     seq: int | None = None,
+    part: int | None = None,
     exclude_conn: str | None = None,
     exclude_user: int | None = None,
 ) -> None:
@@ -43,6 +44,8 @@ async def send_to_group(
         message["bytes"] = data
     if seq is not None:
         message["seq"] = seq
+    if part:
+        message["part"] = part
     if exclude_conn:
         message["exclude_conn"] = exclude_conn
     if exclude_user is not None:

@@ -50,6 +50,10 @@ PENDING_CLIENT_FRAMES = 64
 PENDING_GROUP_FRAMES = 2000
 # gw.accept `kinds` of a socket that takes binary frames only (collab's Yjs clients).
 BINARY_ONLY = frozenset(("bytes",))
+# outgoing()'s answer for a group frame whose seq skips one this socket never got.
+GAP = ("gap", "")
+# The part of an accept watermark: every part of that seq is in the history sent.
+ALL_PARTS = float("inf")
 
 
 _pending_counts: dict = {}
@@ -164,7 +168,8 @@ class GatewayConsumer(AsyncConsumer):
         self.max_bytes = route.max_message_bytes or env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []
         self.pending_group: list[dict] = []
-        self.watermarks: dict[str, int] = {}
+        # group -> (seq, part) of the last stream frame this socket has (GwSend).
+        self.watermarks: dict[str, tuple[int, float]] = {}
         self.groups: set[str] = set()
         self.told_service = False
         self.member = Member(self.channel_name, self.identity.id, self.identity.username)
@@ -261,7 +266,7 @@ class GatewayConsumer(AsyncConsumer):
         metrics.CONNECTS.labels(self.route_name, "accepted").inc()
         if self._protocol is not None:
             self._queue.direct = self.send_group_now
-        self.watermarks = dict(message.get("watermarks") or {})
+        self.watermarks = {group: (int(seq), ALL_PARTS) for group, seq in (message.get("watermarks") or {}).items()}
         self.group_kinds = frozenset(message.get("kinds") or ("text", "bytes"))
         for group in message.get("groups") or []:
             await self.join(group)
@@ -308,20 +313,33 @@ class GatewayConsumer(AsyncConsumer):
         out = self.outgoing(message)
         if out is None:
             return
+        if out is GAP:
+            metrics.STREAM_GAPS.labels(self.route_name).inc()
+            return await self.close(CloseCode.RECONNECT, "gap")
         if out[0] == "text":
             await self.send_text(out[1])
         else:
             await self.send_bytes(out[1])
 
     def outgoing(self, message) -> tuple[str, str | bytes] | None:
-        """(kind, payload) this open socket is to be sent for a gw.send, or None."""
+        """(kind, payload) this open socket is to be sent for a gw.send, None, or GAP."""
+        seq = message.get("seq")
+        if seq is not None:
+            group = message.get("group", "")
+            mark = self.watermarks.get(group)
+            if mark is not None:
+                at = (seq, message.get("part", 0))
+                if at <= mark:
+                    return None  # in the history sent on accept, or sent already
+                if seq > mark[0] + 1:
+                    return GAP  # the broadcast of mark + 1 never came (at-most-once layer)
+                # The stream moves on whether or not this socket is sent the frame: the
+                # filters below are the service saying it need not be.
+                self.watermarks[group] = at
         if message.get("exclude_conn") == self.channel_name:
             return None
         if message.get("exclude_user") is not None and message["exclude_user"] == self.identity.id:
             return None
-        seq = message.get("seq")
-        if seq is not None and seq <= self.watermarks.get(message.get("group", ""), -1):
-            return None  # already in the history the service sent on accept
         kind = "text" if "text" in message else "bytes"
         if "group" in message and kind not in self.group_kinds:
             return None  # a group that carries two protocols (collab): not this socket's
@@ -346,6 +364,8 @@ class GatewayConsumer(AsyncConsumer):
         out = self.outgoing(message)
         if out is None:
             return True
+        if out is GAP:
+            return False  # gw_send closes it (async)
         protocol = self._protocol
         kind, payload = out
         if not payload:  # daphne sends no empty frame either

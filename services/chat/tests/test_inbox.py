@@ -72,6 +72,26 @@ async def test_message_is_stored_then_broadcast_with_seq_and_failures_answer_the
     app.stop()
 
 
+async def test_a_resend_answers_its_sender_and_gives_the_room_the_stored_seq_again():
+    """A worker killed after storing a message never broadcast it; the sender resends
+    it (no echo came). The room is sent it again under its seq: the gateway drops it
+    where that seq arrived already and sends it where it did not."""
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    layer = get_channel_layer()
+    member = await layer.new_channel()
+    sender = await layer.new_channel()
+    base = {"type": "gw.receive", "conn": sender, "route": "chat", "user": ALICE, "params": {"room": "lobby"}}
+    first = {**base, "frame": {"type": "chat_message", "message": "hi", "client_id": "c"}}
+    app = await run([first])  # stored and broadcast to nobody: no member yet
+    await asyncio.sleep(0.3)
+    await layer.group_add("chat.room.lobby", member)
+    await app.send_input(first)
+    echo, again = await receive(sender), await receive(member)
+    assert '"message":"hi"' in echo["text"] and "seq" not in echo
+    assert (again["seq"], again["exclude_conn"], again["text"]) == (1, sender, echo["text"])
+    app.stop()
+
+
 async def test_a_connect_whose_socket_is_gone_is_not_accepted_nor_announced():
     await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
     layer = get_channel_layer()

@@ -184,9 +184,13 @@ async def test_json_and_yjs_sockets_see_one_document():
     assert (ack["seq"], ack["client_id"], ack["applied"]) == (1, "e1", True)
 
     await yjs.send(local_edit(yjs.doc, yjs.text, 0, ">"))
-    frames = [orjson.loads(m["text"]) for m in await js.quiet() if "text" in m]
+    sent = await js.quiet()
+    frames = [orjson.loads(m["text"]) for m in sent if "text" in m]
     edits = [f for f in frames if f["type"] == "edit"]
     assert edits == [{"type": "edit", "user": "alice", "seq": 2, "action": "insert", "position": 0, "text": ">"}]
+    # Every frame of a stored update carries the document's seq, one part each, so the
+    # gateway can tell a lost broadcast from the next (GwSend).
+    assert [(m["seq"], m.get("part", 0), "bytes" in m) for m in sent if "seq" in m] == [(2, 0, True), (2, 1, False)]
 
 
 async def test_log_is_compacted_past_the_threshold_and_a_new_worker_reloads_exactly(monkeypatch):
@@ -271,3 +275,30 @@ async def test_a_json_edit_resent_with_its_client_id_is_acknowledged_not_applied
     again = await js.next_frame("ack")
     assert (again["seq"], again["duplicate"], again["edits"]) == (first["seq"], True, [])
     assert await database_sync_to_async(store.text_of)(doc_id) == ("ab!", 1)
+
+
+async def test_an_update_after_a_lost_one_asks_its_sender_for_what_the_worker_lacks():
+    """Yjs has no ack: an update lost on its way to the worker (a Redis restart) leaves
+    every later update of that client pending, unseen. The worker notices the gap in
+    the client's clock and sends the sender sync step 1; its step 2 fills the gap."""
+    doc_id = await database_sync_to_async(new_doc)("")
+    worker = inbox.CollabInbox()
+    alice, bob = Socket(worker, doc_id, ALICE), Socket(worker, doc_id, BOB)
+    accept = await alice.open()
+    assert accept["watermarks"] == {inbox.doc_group(doc_id): 0}
+    await bob.open()
+    await alice.quiet()
+    await bob.quiet()
+
+    local_edit(alice.doc, alice.text, 0, "lost ")  # never reaches the worker
+    await alice.send(local_edit(alice.doc, alice.text, 5, "found"))
+    assert await database_sync_to_async(store.text_of)(doc_id) == ("", 0)  # pending: nothing to store
+    ask = [m for m in await alice.quiet() if "group" not in m and "bytes" in m]
+    assert [ydoc.parse(m["bytes"]).step for m in ask] == [ydoc.SYNC_STEP1]
+
+    await alice.send(ydoc.sync_step2(alice.doc, ydoc.parse(ask[0]["bytes"]).payload))
+    assert await database_sync_to_async(store.text_of)(doc_id) == ("lost found", 1)
+    for m in await bob.quiet():
+        if "bytes" in m and ydoc.parse(m["bytes"]).kind == ydoc.MSG_SYNC:
+            bob.doc.apply_update(ydoc.parse(m["bytes"]).payload)
+    assert str(bob.text) == "lost found"

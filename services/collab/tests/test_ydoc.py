@@ -87,3 +87,19 @@ def test_an_awareness_state_that_is_not_json_is_refused(state):
     message = ydoc.parse(ydoc.awareness_message([ydoc.AwarenessEntry(1, 1, state)]))
     with pytest.raises(ydoc.ProtocolError):
         ydoc.read_awareness(message.payload)
+
+
+def test_an_update_that_starts_past_what_a_document_has_of_its_client_is_noticed():
+    source, text = ydoc.new_doc()
+    updates = []
+    sub = source.observe(lambda event: updates.append(event.update))  # noqa: F841 (kept alive)
+    for piece in ("a", "b", "c"):
+        text += piece
+    server, _ = ydoc.new_doc()
+    assert not ydoc.starts_after_a_gap(server, updates[0])
+    server.apply_update(updates[0])
+    assert not ydoc.starts_after_a_gap(server, updates[1])
+    assert ydoc.starts_after_a_gap(server, updates[2])  # updates[1] never came
+    assert not ydoc.starts_after_a_gap(server, ydoc.EMPTY_UPDATE)
+    assert not ydoc.starts_after_a_gap(server, b"\x05")  # truncated: apply_update's to refuse
+    assert ydoc.state_vector(source.get_state()) == {source.client_id: 3}

@@ -163,3 +163,36 @@ async def test_staff_only_route_closes_4403_for_others(token_for, settings):
     comm = communicator(path, token=token_for())
     assert (await comm.connect())[0]
     assert await close_code(comm) == 4403
+
+
+async def test_a_stream_frame_is_sent_once_and_a_skipped_seq_asks_for_a_reconnect(token_for):
+    """One seq may be several frames (parts); a frame sent again (a resend's broadcast)
+    is dropped; a seq that skips one the socket never got closes it with 4000, so its
+    reconnect replays what the at-most-once layer lost."""
+    comm, cmd = await accepted(token_for(user_id=1), watermarks={"chat.room.lobby": 10})
+    layer = get_channel_layer()
+    group = "chat.room.lobby"
+
+    async def send(seq, n, part=0, **extra):
+        message = {"type": "gw.send", "group": group, "seq": seq, "text": orjson.dumps({"n": n}).decode(), **extra}
+        if part:
+            message["part"] = part
+        await layer.group_send(group, message)
+
+    await send(11, "11.0")
+    await send(11, "11.1", part=1)
+    await send(11, "11.0 again")
+    await send(12, "12 for someone else", exclude_conn=cmd["conn"])  # the stream moves on all the same
+    await send(13, "13")
+    assert [(await comm.receive_json_from())["n"] for _ in range(3)] == ["11.0", "11.1", "13"]
+    await send(15, "15: 14 never came")
+    assert await close_code(comm) == 4000
+
+
+async def test_a_stream_the_socket_has_no_watermark_for_is_sent_as_is(token_for):
+    comm, cmd = await accepted(token_for(user_id=1))
+    group = "chat.room.lobby"
+    for seq in (5, 9, 9):
+        await get_channel_layer().group_send(group, {"type": "gw.send", "group": group, "seq": seq, "text": str(seq)})
+    assert [await comm.receive_from() for _ in range(3)] == ["5", "9", "9"]
+    await comm.disconnect()
