@@ -54,10 +54,12 @@ bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it r
 	$(PY) bench/run.py --scale smoke
 
 # The whole fault campaign: every fault row, 10,000 fuzzed frames per route (rate
-# limits raised so they reach the parser), the table printed and written as JSON.
+# limits raised, routes' own too, so they reach the parser), the table printed and
+# written as JSON.
 faults: venv deps  ## fault campaign: table of lost/duplicated messages per fault, in var/faults.json
 	SWITCHBOARD_FAULTS=all FUZZ_EXAMPLES=10000 FAULTS_JSON=$(CURDIR)/var/faults.json \
 	RATE_CONN_PER_SECOND=2000 RATE_CONN_BURST=2000 RATE_USER_PER_SECOND=4000 RATE_USER_BURST=4000 \
+	RATE_ROUTE_SCALE=100 \
 		$(BIN)/pytest tests-e2e/faults -s --timeout 3600
 
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.

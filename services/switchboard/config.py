@@ -87,6 +87,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RATE_CONN_PER_SECOND", "10", "Sustained frames per second per connection."),
     Setting("RATE_CONN_BURST", "20", "Frames a connection may send at once before its limit applies."),
     Setting(
+        "RATE_ROUTE_SCALE",
+        "1",
+        "Multiplies the per-connection rate and burst a route sets in routes.toml (load and fuzz runs).",
+    ),
+    Setting(
         "CONNECT_TIMEOUT_SECONDS",
         "5",
         "How long the gateway waits for a service to accept a connection before closing with 1013.",

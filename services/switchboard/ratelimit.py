@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from switchboard.config import env_float
+
 # Returns {allowed (0/1), seconds to wait as a string}. Keys expire once a full bucket
 # would have refilled, so idle users cost nothing.
 TOKEN_BUCKET_LUA = """
@@ -80,3 +82,12 @@ class LocalTokenBucket:
             self.tokens -= cost
             return Decision(True)
         return Decision(False, (cost - self.tokens) / self.rate)
+
+
+def connection_rate(route) -> tuple[float, float]:
+    """(frames per second, burst) of one connection on `route`: the route's own, from
+    routes.toml, times RATE_ROUTE_SCALE, or the RATE_CONN_* defaults."""
+    scale = env_float("RATE_ROUTE_SCALE")
+    rate = route.rate_per_second * scale if route.rate_per_second else env_float("RATE_CONN_PER_SECOND")
+    burst = route.rate_burst * scale if route.rate_burst else env_float("RATE_CONN_BURST")
+    return rate, burst

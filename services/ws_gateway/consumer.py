@@ -34,7 +34,7 @@ from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
 from switchboard.presence import ALL, Member, route_topic
 from switchboard.protocol import FrameError, Ping, error_frame, frame, parse_client_frame
-from switchboard.ratelimit import LocalTokenBucket
+from switchboard.ratelimit import LocalTokenBucket, connection_rate
 from ws_gateway import connections, daphne_send_bound
 from ws_gateway.layers import decoded, prepared
 from ws_gateway.socket_queue import SocketQueue
@@ -161,9 +161,7 @@ class GatewayConsumer(AsyncConsumer):
         self.identity = hs.identity
         self.params = {**self.match.params, **hs.params}
         # A route may allow more (collab: a keystroke is an update and a caret move).
-        self.conn_bucket = LocalTokenBucket(
-            route.rate_per_second or env_float("RATE_CONN_PER_SECOND"), route.rate_burst or env_float("RATE_CONN_BURST")
-        )
+        self.conn_bucket = LocalTokenBucket(*connection_rate(route))
         # A route may take larger frames (collab: a Yjs sync step 2 after offline work).
         self.max_bytes = route.max_message_bytes or env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []

@@ -37,6 +37,7 @@ from collab import ydoc
 from switchboard import routes
 from switchboard.closecodes import CloseCode
 from switchboard.config import env_float
+from switchboard.ratelimit import connection_rate
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 PATHS = {"/ws/chat/{room}/": "/ws/chat/lobby/", "/ws/collab/{doc}/": "/ws/collab/{doc}/?protocol=json"}
@@ -152,7 +153,7 @@ def route_url(fleet, route, doc_id: int) -> str:
 def pace(route) -> float:
     """Seconds between frames that stay under the connection's rate: fuzz the parser,
     not the limiter."""
-    per_connection = route.rate_per_second or env_float("RATE_CONN_PER_SECOND")
+    per_connection, _ = connection_rate(route)
     return 1 / min(per_connection, env_float("RATE_USER_PER_SECOND"))
 
 

@@ -4,7 +4,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from switchboard.ratelimit import LocalTokenBucket, RedisTokenBucket
+from switchboard import routes
+from switchboard.ratelimit import LocalTokenBucket, RedisTokenBucket, connection_rate
 
 
 async def test_concurrent_takes_never_exceed_the_burst(redis_url):
@@ -37,3 +38,13 @@ def test_local_bucket_refills_with_its_clock():
     assert not refused.allowed and refused.retry_after == 0.5
     now[0] = 0.5
     assert bucket.take().allowed
+
+
+def test_a_routes_own_rate_is_scaled_and_others_take_the_connection_defaults(monkeypatch):
+    collab = next(r for r in routes.load().websocket if r.rate_per_second)
+    chat = next(r for r in routes.load().websocket if not r.rate_per_second)
+    monkeypatch.setenv("RATE_ROUTE_SCALE", "10")
+    monkeypatch.setenv("RATE_CONN_PER_SECOND", "7")
+    monkeypatch.setenv("RATE_CONN_BURST", "9")
+    assert connection_rate(collab) == (collab.rate_per_second * 10, collab.rate_burst * 10)
+    assert connection_rate(chat) == (7, 9)
