@@ -284,6 +284,10 @@ class CollabInbox(InboxConsumer):
             live.doc.apply_update(update)
         except ValueError as exc:
             live.take()
+            # pycrdt may have integrated part of it before refusing: reload from the
+            # store (only updates that applied are in it) rather than keep a document
+            # every later update could fail against.
+            self.forget(live.doc_id)
             raise ydoc.ProtocolError(str(exc)) from None
         await self.commit(cmd, live, "yjs")
         if behind:
