@@ -280,14 +280,17 @@ class CollabInbox(InboxConsumer):
                 await publish.send_to_conn(cmd["conn"], data=ydoc.permission_denied("read-only: change not applied"))
             return
         behind = ydoc.starts_after_a_gap(live.doc, update)
+        state = live.doc.get_state()
         try:
             live.doc.apply_update(update)
         except ValueError as exc:
             live.take()
-            # pycrdt may have integrated part of it before refusing: reload from the
-            # store (only updates that applied are in it) rather than keep a document
-            # every later update could fail against.
-            self.forget(live.doc_id)
+            if live.doc.get_state() != state:
+                # Refused after integrating part of it: reload from the store (only
+                # updates that applied are in it). Not for the usual refusal, which
+                # fails decoding first: a reload makes every editor resync, and a
+                # client sending garbage must not be able to cause that at will.
+                self.forget(live.doc_id)
             raise ydoc.ProtocolError(str(exc)) from None
         await self.commit(cmd, live, "yjs")
         if behind:
