@@ -38,7 +38,7 @@ format: venv  ## ruff format and autofix
 
 unit: venv  ## unit tests of the shared package and every service (real Redis on a free port)
 	$(BIN)/pytest services/switchboard
-	$(BIN)/pytest deploy/tests/test_compose_config.py
+	$(BIN)/pytest deploy/tests/test_compose_config.py deploy/tests/test_launcher.py
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \

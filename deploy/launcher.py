@@ -131,10 +131,22 @@ def daphne_command(
     ]  # fmt: skip
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now and that this process has not handed out before.
+
+    A fleet's ports are picked before any of its programs binds them, and the kernel
+    may offer a port it just offered again (seen: chat-http given chat-inbox's metrics
+    port, a fleet that never started), so each one is handed out once."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass
