@@ -33,10 +33,8 @@ async def measure(fleet: Fleet) -> None:
     tokens = {n: token(fleet.url, n) for n in ("alice", "bob")}
     doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
     url = ws_url(fleet, doc_id)
-    a = await YClient(url, tokens["alice"], "a").connect()
-    b = await YClient(url, tokens["bob"], "b").connect()
-    await a.wait_synced()
-    await b.wait_synced()
+    a = await YClient(url, tokens["alice"], "a").open()
+    b = await YClient(url, tokens["bob"], "b").open()
     lags = []
     for i in range(300):
         marker = f"<{i}>"

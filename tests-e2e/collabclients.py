@@ -23,6 +23,20 @@ from pycrdt import Doc, Text
 from collab import ydoc
 
 
+async def connect_again(client) -> None:
+    """What y-websocket does after the server closed it: try again every 0.2 s (20 s
+    at most) until `client.connect()` succeeds or something else reconnected it."""
+    for _ in range(100):
+        await asyncio.sleep(0.2)
+        if client.ws is not None and client.ready_to_send():
+            return
+        try:
+            await client.connect()
+            return
+        except (OSError, websockets.WebSocketException, TimeoutError):
+            continue
+
+
 class YClient:
     def __init__(self, url: str, token: str, name: str, reconnect: bool = False):
         self.url = f"{url}?token={token}"
@@ -94,18 +108,16 @@ class YClient:
             if self.ws is ws:
                 self.ws = None
                 if self.reconnect:  # closed by the server, not by disconnect()
-                    asyncio.get_running_loop().create_task(self._connect_again())
+                    asyncio.get_running_loop().create_task(connect_again(self))
 
-    async def _connect_again(self) -> None:
-        for _ in range(100):
-            await asyncio.sleep(0.2)
-            if self.ws is not None:
-                return
-            try:
-                await self.connect()
-                return
-            except (OSError, websockets.WebSocketException, TimeoutError):
-                continue
+    def ready_to_send(self) -> bool:
+        return self.ws is not None
+
+    async def open(self) -> YClient:
+        """Connect and wait for the server's sync step 2."""
+        await self.connect()
+        await self.wait_synced()
+        return self
 
     async def wait_synced(self, timeout: float = 15) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)
@@ -188,16 +200,10 @@ class JsonClient:
             self.closes.append(exc.rcvd.code if exc.rcvd else 1006)
             if self.reconnect and not self.closing:
                 self.ready.clear()
-                asyncio.get_running_loop().create_task(self._connect_again())
+                asyncio.get_running_loop().create_task(connect_again(self))
 
-    async def _connect_again(self) -> None:
-        for _ in range(100):
-            await asyncio.sleep(0.2)
-            try:
-                await self.connect()
-                return
-            except (OSError, websockets.WebSocketException, TimeoutError):
-                continue
+    def ready_to_send(self) -> bool:
+        return self.ready.is_set()
 
     async def edit(self, action: str, position: int, text: str = "", length: int | None = None, cid: str = ""):
         frame = {"type": "edit", "action": action, "position": position, "text": text}

@@ -151,10 +151,8 @@ async def test_an_update_lost_on_its_way_to_the_server_is_fetched_from_its_clien
     the gap in that client's clock and asks it for what it lacks."""
     doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
     url = ws_url(fleet, doc_id)
-    writer = await YClient(url, tokens["alice"], "w").connect()
-    watcher = await YClient(url, tokens["bob"], "watch").connect()
-    await writer.wait_synced()
-    await watcher.wait_synced()
+    writer = await YClient(url, tokens["alice"], "w").open()
+    watcher = await YClient(url, tokens["bob"], "watch").open()
     writer.drop_next = 1
     writer.insert(0, "lost ")
     writer.insert(5, "and found")

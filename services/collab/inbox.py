@@ -279,8 +279,8 @@ class CollabInbox(InboxConsumer):
                 metrics.COLLAB_UPDATES.labels("yjs", "refused").inc()
                 await publish.send_to_conn(cmd["conn"], data=ydoc.permission_denied("read-only: change not applied"))
             return
-        behind = ydoc.starts_after_a_gap(live.doc, update)
         state = live.doc.get_state()
+        behind = ydoc.starts_after_a_gap(state, update)
         try:
             live.doc.apply_update(update)
         except ValueError as exc:

@@ -154,9 +154,10 @@ def state_vector(encoded: bytes) -> dict[int, int]:
     return {r.var_uint(): r.var_uint() for _ in range(r.var_uint())}
 
 
-def starts_after_a_gap(doc: Doc, update: bytes) -> bool:
-    """Whether `update`'s first client's structs start past what `doc` has of that
-    client: an earlier update of the same client never arrived here.
+def starts_after_a_gap(state: bytes, update: bytes) -> bool:
+    """Whether `update`'s first client's structs start past what a document whose
+    encoded state vector is `state` (Doc.get_state()) has of that client: an earlier
+    update of the same client never arrived here.
 
     Yjs keeps such an update pending (it shows nowhere) and every later update of that
     client waits behind it, so the gap must be filled: the caller asks the sender for
@@ -172,7 +173,7 @@ def starts_after_a_gap(doc: Doc, update: bytes) -> bool:
         client, clock = r.var_uint(), r.var_uint()
     except ProtocolError:
         return False  # apply_update decides whether it is malformed
-    return state_vector(doc.get_state()).get(client, 0) < clock
+    return state_vector(state).get(client, 0) < clock
 
 
 def new_doc() -> tuple[Doc, Text]:

@@ -96,10 +96,10 @@ def test_an_update_that_starts_past_what_a_document_has_of_its_client_is_noticed
     for piece in ("a", "b", "c"):
         text += piece
     server, _ = ydoc.new_doc()
-    assert not ydoc.starts_after_a_gap(server, updates[0])
+    assert not ydoc.starts_after_a_gap(server.get_state(), updates[0])
     server.apply_update(updates[0])
-    assert not ydoc.starts_after_a_gap(server, updates[1])
-    assert ydoc.starts_after_a_gap(server, updates[2])  # updates[1] never came
-    assert not ydoc.starts_after_a_gap(server, ydoc.EMPTY_UPDATE)
-    assert not ydoc.starts_after_a_gap(server, b"\x05")  # truncated: apply_update's to refuse
+    assert not ydoc.starts_after_a_gap(server.get_state(), updates[1])
+    assert ydoc.starts_after_a_gap(server.get_state(), updates[2])  # updates[1] never came
+    assert not ydoc.starts_after_a_gap(server.get_state(), ydoc.EMPTY_UPDATE)
+    assert not ydoc.starts_after_a_gap(server.get_state(), b"\x05")  # truncated: apply_update's to refuse
     assert ydoc.state_vector(source.get_state()) == {source.client_id: 3}
