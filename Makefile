@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)/services
 # Django services with unit tests, each run with its own settings.
 SERVICES := ws_gateway chat collab dashboard notification report_worker
 
-.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke faults
+.PHONY: help run test unit e2e lint format settings deps venv nginx-conf clean web bench bench-smoke faults docs
 
 help:  ## list the entry points
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -39,6 +39,7 @@ format: venv  ## ruff format and autofix
 unit: venv  ## unit tests of the shared package and every service (real Redis on a free port)
 	$(BIN)/pytest services/switchboard
 	$(BIN)/pytest deploy/tests/test_compose_config.py deploy/tests/test_launcher.py
+	$(BIN)/pytest docs/tests
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
@@ -74,6 +75,9 @@ $(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/
 
 $(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
 	cd $(WEB_COLLAB) && npm run --silent build
+
+docs: venv  ## rewrite docs/configuration.md and docs/metrics.md from config.py and metrics.py
+	$(PY) docs/generate.py
 
 settings: venv  ## print every setting with its default and meaning
 	@$(PY) -m switchboard.config

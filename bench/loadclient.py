@@ -340,7 +340,7 @@ async def scenario_fanout(args, target: Target) -> dict:
     meter = Meter(args.server_pid)
     # Receivers are sockets of --users users (tabs): each user's first socket in a room
     # makes Switchboard broadcast user_join and the whole online list, so a room of N
-    # distinct users costs O(N^2) frames to fill (README "Performance").
+    # distinct users costs O(N^2) frames to fill (docs/performance.md).
     users = args.users or args.receivers
     specs = [(args.room, args.uid_base + i % users, "receiver") for i in range(args.receivers)]
     specs.append((args.room, args.uid_base + args.receivers, "sender"))

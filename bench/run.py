@@ -372,7 +372,7 @@ def derive(results: dict) -> None:
 
     On a shared machine a server gets whatever share of a core the others leave it, so
     rates move with the load; the CPU a server spends per unit of work moves much less,
-    and its ratio is the fairer comparison (README "Performance")."""
+    and its ratio is the fairer comparison (docs/performance.md)."""
     for target in ("switchboard", "switchboard-uvicorn", "floor", "peer"):
         node = results.get(target)
         if not isinstance(node, dict):
@@ -476,7 +476,7 @@ def main() -> None:
     print(f"\n* client CPU ≥ {CLIENT_LIMIT:.0%} of a core in that phase: the client may be the limit")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    # Every full run is kept (the README's table cites one); smoke runs only as latest.
+    # Every full run is kept (docs/performance.md cites one); smoke runs only as latest.
     paths = [RESULTS / f"latest-{args.scale}.json"]
     if args.scale == "full":
         paths.append(RESULTS / f"{stamp}-{args.scale}.json")

@@ -28,7 +28,7 @@ from switchboard.routes import load as load_routes  # noqa: E402
 
 HTTP_PORT = 8000
 METRICS_PORT = 9100
-# Replicas of ws-gateway in the local run: `--scale ws-gateway=3` as the README shows,
+# Replicas of ws-gateway in the local run: `--scale ws-gateway=3` as docs/operations.md shows,
 # so the smoke suite proves sockets spread over all of them and messages cross.
 GATEWAY_REPLICAS = 3
 

@@ -79,7 +79,7 @@ async def test_chat_and_presence_survive_a_sentinel_failover(sentinel_fleet):
 
     # Open sockets stay open; the gateway's subscriptions and every worker's pools
     # reconnect to the promoted replica. Writes that reached the old master between the
-    # promotion and its demotion are lost (Sentinel's failover window, README): the
+    # promotion and its demotion are lost (Sentinel's failover window, docs/operations.md): the
     # gateway's presence heartbeat rewrites its sockets on the new master, at most a
     # heartbeat after it notices the old one is read-only.
     assert await online_on(new, f"chat.room.{room}") == {"alice", "bob"}

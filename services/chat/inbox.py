@@ -8,8 +8,8 @@ client_id, is the sender's acknowledgement.
 Presence notices: `user_join` / `user_leave` go out at once, one per user (the seed's
 shapes), but a room's `online_users` list is broadcast at most once per
 ONLINE_USERS_COALESCE_SECONDS, read from presence when it is sent. A list per join made
-filling a room of N users cost N lists of up to N names to N sockets (README
-"Performance": 1,000 users took minutes); now a join storm costs a few lists.
+filling a room of N users cost N lists of up to N names to N sockets (docs/performance.md
+and bench/results/hot-path-changes.md: 1,000 users took minutes); now a join storm costs a few lists.
 """
 
 from __future__ import annotations

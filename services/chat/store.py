@@ -16,7 +16,7 @@ def get_room(slug: str) -> ChatRoom | None:
 def _take_next_seq(room_id: int) -> int:
     """Increment the room's last_seq and return it, in one statement: UPDATE ... RETURNING
     (SQLite >= 3.35, PostgreSQL). The ORM needs an UPDATE and a SELECT for it, and the
-    ORM's per-query cost was most of a chat message's handling (README "Performance").
+    ORM's per-query cost was most of a chat message's handling (docs/performance.md).
     The row stays locked until the transaction ends, so one room's seqs never repeat."""
     table, pk, seq = (
         connection.ops.quote_name(name)

@@ -1,7 +1,7 @@
 """Every environment variable Switchboard reads, with its default and why you would change it.
 
 This table is the one source of truth for configuration: `make settings` prints it,
-the README's configuration section is checked against it by a test, and nothing else
+docs/configuration.md is generated from it (docs/generate.py), and nothing else
 in the code reads `os.environ` for a Switchboard setting.
 """
 

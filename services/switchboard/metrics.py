@@ -28,17 +28,30 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # ------------------------------------------------------------------ gateway ----
 CONNECTIONS = Gauge("switchboard_gateway_connections", "Open WebSockets on this process.", ["route"])
 CONNECTS = Counter(
-    "switchboard_gateway_connects_total", "WebSocket connection attempts by outcome.", ["route", "outcome"]
+    "switchboard_gateway_connects_total",
+    "WebSocket connection attempts by outcome: accepted; client mistakes (bad_origin, unauthorized, forbidden, "
+    "unknown_route, too_large); server trouble (inbox_full, service_timeout, backlog).",
+    ["route", "outcome"],
 )
-FRAMES = Counter("switchboard_gateway_frames_total", "WebSocket frames by direction.", ["route", "direction"])
+FRAMES = Counter(
+    "switchboard_gateway_frames_total", "WebSocket frames from clients (in) and to them (out).", ["route", "direction"]
+)
 FRAME_ERRORS = Counter(
-    "switchboard_gateway_frame_errors_total", "Client frames answered with an error frame.", ["route", "code"]
+    "switchboard_gateway_frame_errors_total",
+    "Client frames answered with an error frame, by error code (busy: an inbox is full).",
+    ["route", "code"],
 )
-RATE_LIMITED = Counter("switchboard_gateway_rate_limited_total", "Frames refused by a rate limit.", ["scope"])
+RATE_LIMITED = Counter(
+    "switchboard_gateway_rate_limited_total", "Frames refused by the per-connection or per-user rate limit.", ["scope"]
+)
 UNKNOWN_MESSAGES = Counter(
     "switchboard_gateway_unknown_messages_total", "Channel-layer messages with no handler (ignored)."
 )
-CLOSES = Counter("switchboard_gateway_closes_total", "Sockets closed, by close code.", ["route", "code"])
+CLOSES = Counter(
+    "switchboard_gateway_closes_total",
+    "Sockets closed by the server, by close code (1001 drain, 1013 service unavailable, 4401 auth, ...).",
+    ["route", "code"],
+)
 STREAM_GAPS = Counter(
     "switchboard_gateway_stream_gaps_total",
     "Sockets closed with 4000 because a broadcast seq never reached them (they reconnect and catch up).",
@@ -47,7 +60,9 @@ STREAM_GAPS = Counter(
 
 # -------------------------------------------------------------------- inbox ----
 INBOX_COMMANDS = Counter(
-    "switchboard_inbox_commands_total", "Inbox commands handled, by type and outcome.", ["service", "type", "outcome"]
+    "switchboard_inbox_commands_total",
+    "Inbox commands handled, by type and outcome (ok, error: the handler raised, unknown: no handler).",
+    ["service", "type", "outcome"],
 )
 INBOX_LATENCY = Histogram(
     "switchboard_inbox_handling_seconds",
@@ -55,7 +70,9 @@ INBOX_LATENCY = Histogram(
     ["service", "type"],
     buckets=LATENCY_BUCKETS,
 )
-INBOX_HEARTBEAT = Gauge("switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command.")
+INBOX_HEARTBEAT = Gauge(
+    "switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command (0: never)."
+)
 
 
 class InboxBacklog(Collector):

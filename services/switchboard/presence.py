@@ -59,7 +59,7 @@ class Presence:
         """One round trip for every connection of a process (the heartbeat), and one
         ZADD per topic: every socket of a gateway is in `all` and its route's topic, so
         a command per socket and topic made the heartbeat of 10,000 sockets 30,000
-        commands for redis-py to build (README "Performance")."""
+        commands for redis-py to build (docs/performance.md)."""
         expires = time.time() + self.ttl
         by_topic: dict[str, dict[str, float]] = {}
         for topics, member in entries:

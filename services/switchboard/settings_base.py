@@ -90,6 +90,6 @@ def database_for(service: str) -> dict:
         # WAL lets the HTTP process read while the inbox worker writes. synchronous=NORMAL
         # is WAL's recommended level: a commit survives any process crash (invariant 4)
         # and only an OS crash can lose the last ones; FULL fsyncs on every commit, which
-        # was most of a chat message's handling time (make bench, README "Performance").
+        # was most of a chat message's handling time (make bench, docs/performance.md).
         config["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20}
     return {"default": config}

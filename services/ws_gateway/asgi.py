@@ -45,7 +45,7 @@ application = drain.guard(application)
 # A gateway holds ~90 long-lived objects per socket, and CPython's full collection
 # walks all of them each time the heap grows by a quarter: while 5,000 sockets
 # connected that was 8 full collections, 2.2 s of CPU, and the collector took 18 % of
-# the process's CPU; with these settings, 5 % (README "Performance"). What the app
+# the process's CPU; with these settings, 5 % (docs/performance.md). What the app
 # imported is frozen out of the collector's way, and a full collection waits for 100
 # middle-generation ones instead of 10; young cycles are collected as before.
 gc.freeze()

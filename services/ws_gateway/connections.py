@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # Frames spend from a local lease of the user's shared budget, and Redis is asked once
 # per lease, not once per frame: a round trip per frame put each frame of a busy gateway
-# behind a full turn of its event loop (p50 of a 1,000-member fan-out: README
-# "Performance"). A lease is what the user may send in LEASE_SECONDS, so across
+# behind a full turn of its event loop (p50 of a 1,000-member fan-out:
+# bench/results/hot-path-changes.md). A lease is what the user may send in LEASE_SECONDS, so across
 # gateways the limit is exceeded by at most one lease per process; leftovers expire.
 LEASE_SECONDS = 0.25
 LEASE_TTL_SECONDS = 1.0

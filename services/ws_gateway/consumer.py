@@ -88,7 +88,7 @@ class GatewayConsumer(AsyncConsumer):
 
         Channels waits on the client and the channel layer with two fresh tasks and an
         asyncio.wait per message: at 1,000 members that bookkeeping was a third of the
-        gateway's CPU per broadcast (README "Performance"). With ws-gateway's layer
+        gateway's CPU per broadcast (docs/performance.md). With ws-gateway's layer
         (layers.py) the channel's own queue is read directly and client events are put
         in it too, so both keep their order in one FIFO. Other layers (tests): as before.
         """
@@ -352,8 +352,8 @@ class GatewayConsumer(AsyncConsumer):
 
         Called by the layer's reader while this consumer is parked in get() with
         nothing queued, so writing here keeps the socket's order; it is what gw_send
-        would do on the next loop turn, without a task wake-up per socket (README
-        "Performance": p99 of a 1,000-socket fan-out). The write goes through daphne's
+        would do on the next loop turn, without a task wake-up per socket
+        (bench/results/hot-path-changes.md: p99 of a 1,000-socket fan-out). The write goes through daphne's
         protocol, so the bounded send buffer and the 4008 close still apply. False:
         not a decoded group gw.send, or the socket is no longer plainly open."""
         message = decoded(item)

@@ -4,7 +4,7 @@ daphne does not expose autobahn's compression options, and autobahn's server ref
 every compression offer by default, so daphne runs without it; this makes that choice
 a declared setting (config.py) instead of an accident. Compression costs tens of KB of
 zlib state per socket (ARCHITECTURE.md "Pitfalls"), against about 30 KB for a whole
-idle socket without it (README "Performance"): enable it only where bandwidth is
+idle socket without it (docs/performance.md): enable it only where bandwidth is
 scarcer than memory. Installed once, by ws_gateway.asgi, before daphne builds its
 factory.
 """

@@ -1,7 +1,7 @@
 """What daphne holds per WebSocket, made smaller. Installed once, by ws_gateway.asgi.
 
-Measured with tracemalloc on a gateway holding 1,000+ idle sockets (README
-"Performance"), two things daphne and autobahn allocate per socket that need not be:
+Measured with tracemalloc on a gateway holding 1,000+ idle sockets
+(bench/results/hot-path-changes.md), two things daphne and autobahn allocate per socket that need not be:
 
 * the application's input queue: an asyncio.Queue (three deques and an Event, ~3 KB).
   A WebSocket's gets a SocketQueue instead (ws_gateway/socket_queue.py), which the

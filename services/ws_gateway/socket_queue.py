@@ -3,7 +3,7 @@
 A socket under daphne used to hold two asyncio.Queues (daphne's input queue and the
 channel layer's queue of its channel) and a task forwarding one into the other. An
 asyncio.Queue allocates three deques and an Event up front, about 3 KB, so those were a
-fifth of a socket's memory (README "Performance"). SocketQueue is what one reader
+fifth of a socket's memory (docs/performance.md). SocketQueue is what one reader
 needs: a FIFO whose deque exists only while items wait, and one waiter. daphne makes
 one per WebSocket (daphne_memory.py) and ws-gateway's layer files the socket's channel
 under the same queue (layers.py), so client events and channel messages keep one order.

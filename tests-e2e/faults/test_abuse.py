@@ -2,7 +2,7 @@
 rate (the per-user token bucket in Redis, switchboard/ratelimit.py); idle handling; a
 ?token= never reaches a log.
 
-Idle handling, as decided (README "Reliability"): a handshake that never completes is
+Idle handling, as decided (docs/reliability.md): a handshake that never completes is
 dropped by daphne after --websocket_connect_timeout (5 s, its default, kept); a client
 that completed the handshake but never sends is legitimate (a notification or task
 viewer only listens) and stays open as long as it answers daphne's pings

@@ -17,22 +17,22 @@ def test_4xx_codes_are_terminal_and_others_reconnect():
     assert may_reconnect(CloseCode.GOING_AWAY)
 
 
-def test_readme_documents_every_close_code():
+def test_protocol_page_documents_every_close_code():
     import re
 
     from switchboard.config import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "protocol.md").read_text()
     documented = {int(c) for c in re.findall(r"^\| (\d{4}) \|", readme, re.M)}
     assert documented == {int(c) for c in CloseCode}
 
 
-def test_readme_documents_every_error_code():
+def test_protocol_page_documents_every_error_code():
     import re
 
     from switchboard.config import ROOT
     from switchboard.errors import ErrorCode
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "protocol.md").read_text()
     documented = set(re.findall(r"`([a-z_]+)`", readme.split("## Error frames")[1].split("## ")[0]))
     assert {e.value for e in ErrorCode} <= documented

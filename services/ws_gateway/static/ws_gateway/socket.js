@@ -1,6 +1,6 @@
 // Switchboard's browser client: a WebSocket that reconnects by itself, and the REST helper.
 // Close codes 4400-4499 are terminal (log in again, pick another room); any other
-// close reconnects with jittered exponential backoff (README, "Close codes").
+// close reconnects with jittered exponential backoff (docs/protocol.md, "Close codes").
 (function () {
   let tokenCache = null;
 
