@@ -34,8 +34,8 @@ sys.path.insert(0, str(SERVICES_DIR))
 sys.path.insert(0, str(ROOT / "gateway"))
 
 from nginxconf import render as render_nginx  # noqa: E402
+from switchboard.config import SettingsError, env_int, validate  # noqa: E402
 from switchboard.config import default as setting_default  # noqa: E402
-from switchboard.config import env_int  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 
 
@@ -371,6 +371,10 @@ class Fleet:
     def start(self, wait: float = 60) -> None:
         """Start supervisord in the background and wait until everything answers."""
         self.plan()
+        # A setting that does not parse is refused here, before any process starts and
+        # crash-loops on it under supervisord (each would refuse it too).
+        for overrides in [{}, *self.service_env.values()]:
+            validate({**self.settings(), **overrides})
         (self.run_dir / "supervisor.sock").unlink(missing_ok=True)  # left by a killed run
         self.supervisord = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.run_dir / "supervisord.conf")],
@@ -496,6 +500,10 @@ def nginx_binary() -> str:
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] != "run":
         sys.exit("usage: launcher.py run")
+    try:
+        validate()
+    except SettingsError as exc:
+        sys.exit(f"launcher: {exc}")
     fleet = Fleet(
         run_dir=ROOT / "var" / "run",
         gateway_port=env_int("GATEWAY_PORT"),

@@ -26,6 +26,17 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _type(setting) -> str:
+    text = str(setting.type)
+    if setting.minimum is not None:
+        text += f" ≥ {setting.minimum:g}"
+    if setting.choices:
+        text += ": " + ", ".join(setting.choices)
+    if setting.secret:
+        text += " (secret)"
+    return text
+
+
 def configuration() -> str:
     from switchboard.config import SETTINGS
 
@@ -40,14 +51,17 @@ def configuration() -> str:
         "(`.env.example` lists the keys compose needs); Kubernetes from the ConfigMap and",
         "Secret of each overlay ([operations.md](operations.md)).",
         "",
-        "| setting | default | what it does |",
-        "|---|---|---|",
+        "Every process checks every setting when it starts and refuses to start, naming each",
+        "one whose value is not of its type.",
+        "",
+        "| setting | type | default | what it does |",
+        "|---|---|---|---|",
     ]
     for s in SETTINGS:
         # A default derived from the checkout's path is shown relative to it.
         shown = s.default.replace(str(ROOT), ".")
         shown = f"`{_cell(shown)}`" if shown else "(empty)"
-        lines.append(f"| `{s.name}` | {shown} | {_cell(s.doc)} |")
+        lines.append(f"| `{s.name}` | {_type(s)} | {shown} | {_cell(s.doc)} |")
     return "\n".join(lines) + "\n"
 
 

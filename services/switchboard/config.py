@@ -1,24 +1,73 @@
-"""Every environment variable Switchboard reads, with its default and why you would change it.
+"""Every environment variable Switchboard reads, with its type, its default and why you
+would change it.
 
 This table is the one source of truth for configuration: `make settings` prints it,
-docs/configuration.md is generated from it (docs/generate.py), and nothing else
-in the code reads `os.environ` for a Switchboard setting.
+docs/configuration.md is generated from it (docs/generate.py), and nothing else in the
+code reads `os.environ` for a Switchboard setting. Each setting has a type (`Kind`),
+given as `type=` or inferred from the default; `parse` is the one place a value is
+turned into that type. Every process calls `validate()` when it starts (the Django
+settings of every service, the launcher) and refuses to start, naming each setting whose
+value does not parse, rather than failing later in whichever module reads it first.
+Code reads a setting with `value(name)`, or `env_int`/`env_float`/`env_bool`/`env_list`,
+which refuse a setting declared with another type.
 """
 
 from __future__ import annotations
 
+import enum
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AnyUrl, Field, FiniteFloat, TypeAdapter, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class Kind(enum.StrEnum):
+    """What a setting's value is; `parse` turns the environment's text into it."""
+
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"  # 1/0, true/false, yes/no, on/off
+    PORT = "port"  # an int 0..65535
+    URL = "url"  # scheme://...; empty means unset
+    LIST = "list"  # comma separated; empty means none
+    URLS = "urls"  # comma separated URLs
+
+
 @dataclass(frozen=True)
 class Setting:
+    """One setting. `Setting(name, default, doc)` infers the type from the default (an
+    integer, a decimal, a URL, else text); say `type=Kind.BOOL` (or LIST, PORT, ...) where
+    that guess is wrong. `minimum` bounds a number; `choices` limits a text; a `secret`
+    value is never echoed in an error."""
+
     name: str
     default: str
     doc: str
+    type: Kind = field(default=None, kw_only=True)  # type: ignore[assignment]
+    minimum: float | None = field(default=None, kw_only=True)
+    choices: tuple[str, ...] = field(default=(), kw_only=True)
+    secret: bool = field(default=False, kw_only=True)
+
+    def __post_init__(self):
+        if self.type is None:
+            object.__setattr__(self, "type", infer(self.default))
+
+
+def infer(default: str) -> Kind:
+    if re.fullmatch(r"-?\d+", default):
+        return Kind.INT
+    if re.fullmatch(r"-?\d*\.\d+", default):
+        return Kind.FLOAT
+    if "://" in default:
+        return Kind.URL
+    return Kind.STR
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -26,8 +75,9 @@ SETTINGS: tuple[Setting, ...] = (
         "SWITCHBOARD_SECRET_KEY",
         "dev-insecure-key-change-me-in-production",
         "Signs sessions and access tokens; shared by every service. Set a long random value in production.",
+        secret=True,
     ),
-    Setting("SWITCHBOARD_DEBUG", "0", "1 enables Django debug pages. Never in production."),
+    Setting("SWITCHBOARD_DEBUG", "0", "1 enables Django debug pages. Never in production.", type=Kind.BOOL),
     Setting(
         "SWITCHBOARD_DATA_DIR",
         str(ROOT / "var"),
@@ -37,141 +87,298 @@ SETTINGS: tuple[Setting, ...] = (
         "DATABASE_URL",
         "",
         "The service's own database (postgres://... in compose/k8s). Empty: SQLite in SWITCHBOARD_DATA_DIR.",
+        type=Kind.URL,
+        secret=True,
     ),
-    Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Channel layers, presence, rate limits and the Celery broker."),
+    Setting(
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Channel layers, presence, rate limits and the Celery broker.",
+        secret=True,
+    ),
     Setting(
         "REDIS_SENTINELS",
         "",
         "Redis Sentinels as host:port, comma separated. Set: every Redis client finds the master through them (and again after a failover); REDIS_URL then gives only db, user, password.",
+        type=Kind.LIST,
     ),
     Setting(
         "REDIS_SENTINEL_MASTER",
         "switchboard",
         "Master name the Sentinels monitor. Several, comma separated: the channel layers are sharded over them; presence, rate limits and Celery use the first.",
+        type=Kind.LIST,
     ),
     Setting(
         "CHANNEL_LAYER_URLS",
         "",
         "Without Sentinel: redis:// URLs, comma separated, to shard both channel layers over (same order in every process). Empty: REDIS_URL.",
+        type=Kind.URLS,
+        secret=True,
     ),
-    Setting("ALLOWED_HOSTS", "*", "Django ALLOWED_HOSTS, comma separated."),
+    Setting("ALLOWED_HOSTS", "*", "Django ALLOWED_HOSTS, comma separated.", type=Kind.LIST),
     Setting(
         "ALLOWED_ORIGINS",
         "http://127.0.0.1:8080,http://localhost:8080",
         "Browser Origins allowed to open WebSockets, comma separated. Add your public site's origin.",
+        type=Kind.LIST,
     ),
-    Setting("TOKEN_TTL_SECONDS", "3600", "Lifetime of an access token from /api/auth/token/."),
-    Setting("WS_MAX_MESSAGE_BYTES", "65536", "Largest client frame; above it the socket closes with 1009."),
+    Setting("TOKEN_TTL_SECONDS", "3600", "Lifetime of an access token from /api/auth/token/.", minimum=1),
+    Setting("WS_MAX_MESSAGE_BYTES", "65536", "Largest client frame; above it the socket closes with 1009.", minimum=1),
     Setting(
         "WS_PERMESSAGE_DEFLATE",
         "0",
         "1 lets ws-gateway accept permessage-deflate: less bandwidth, tens of KB more memory per socket.",
+        type=Kind.BOOL,
     ),
     Setting(
         "WS_PING_INTERVAL_SECONDS",
         "20",
         "How often daphne pings an idle socket. Keep it below every proxy's read timeout (nginx: 60 s by default).",
+        minimum=1,
     ),
     Setting(
         "WS_PING_TIMEOUT_SECONDS",
         "30",
         "A socket that answers no ping for this long is a dead peer: daphne drops it.",
+        minimum=1,
     ),
     Setting(
         "WS_SEND_BUFFER_BYTES",
         "1048576",
         "Bytes ws-gateway holds for one client that does not read; above it the socket closes with 4008.",
+        minimum=1,
     ),
-    Setting("RATE_USER_PER_SECOND", "20", "Sustained frames per second per user, across all gateways."),
-    Setting("RATE_USER_BURST", "40", "Frames a user may send at once before the per-user limit applies."),
-    Setting("RATE_CONN_PER_SECOND", "10", "Sustained frames per second per connection."),
-    Setting("RATE_CONN_BURST", "20", "Frames a connection may send at once before its limit applies."),
+    Setting(
+        "RATE_USER_PER_SECOND",
+        "20",
+        "Sustained frames per second per user, across all gateways.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
+    Setting(
+        "RATE_USER_BURST",
+        "40",
+        "Frames a user may send at once before the per-user limit applies.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
+    Setting("RATE_CONN_PER_SECOND", "10", "Sustained frames per second per connection.", type=Kind.FLOAT, minimum=0),
+    Setting(
+        "RATE_CONN_BURST",
+        "20",
+        "Frames a connection may send at once before its limit applies.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
     Setting(
         "RATE_ROUTE_SCALE",
         "1",
         "Multiplies the per-connection rate and burst a route sets in routes.toml (load and fuzz runs).",
+        type=Kind.FLOAT,
+        minimum=0,
     ),
     Setting(
         "CONNECT_TIMEOUT_SECONDS",
         "5",
         "How long the gateway waits for a service to accept a connection before closing with 1013.",
+        type=Kind.FLOAT,
+        minimum=0,
     ),
     Setting(
         "INBOX_SHARDS",
         "4",
         "Shards per service inbox (chat.0 .. chat.N-1); one key (room, user, document) always maps to one shard.",
+        minimum=1,
     ),
-    Setting("INBOX_CAPACITY", "1000", "Commands an inbox shard holds before the gateway answers 'busy'."),
-    Setting("INBOX_EXPIRY_SECONDS", "60", "How long a command waits in an inbox for a worker that is down."),
-    Setting("PRESENCE_TTL_SECONDS", "30", "A connection not refreshed for this long no longer counts as online."),
-    Setting("PRESENCE_HEARTBEAT_SECONDS", "10", "How often each gateway refreshes the presence of its sockets."),
-    Setting("TYPING_THROTTLE_SECONDS", "2", "Minimum gap between two typing notices from one user in one room."),
+    Setting("INBOX_CAPACITY", "1000", "Commands an inbox shard holds before the gateway answers 'busy'.", minimum=1),
+    Setting("INBOX_EXPIRY_SECONDS", "60", "How long a command waits in an inbox for a worker that is down.", minimum=1),
+    Setting(
+        "PRESENCE_TTL_SECONDS", "30", "A connection not refreshed for this long no longer counts as online.", minimum=1
+    ),
+    Setting(
+        "PRESENCE_HEARTBEAT_SECONDS",
+        "10",
+        "How often each gateway refreshes the presence of its sockets.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
+    Setting(
+        "TYPING_THROTTLE_SECONDS",
+        "2",
+        "Minimum gap between two typing notices from one user in one room.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
     Setting(
         "ONLINE_USERS_COALESCE_SECONDS",
         "0.2",
         "Chat sends a room's online list at most once per this window (joins and leaves in it share one list).",
+        minimum=0,
     ),
-    Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection."),
-    Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=."),
+    Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection.", minimum=0),
+    Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=.", minimum=0),
     Setting(
         "COLLAB_COMPACT_UPDATES",
         "200",
         "Updates a collab document's log holds before the worker folds them into its snapshot.",
+        minimum=1,
     ),
     Setting(
         "COLLAB_LIVE_DOCS",
         "500",
         "Documents a collab worker keeps in memory; idle ones beyond this are dropped (reloaded on use).",
+        minimum=1,
     ),
-    Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none)."),
+    Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none).", type=Kind.PORT),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),
     Setting("GATEWAY_URL", "http://127.0.0.1:8080", "Where services reach each other's REST APIs (the nginx gateway)."),
-    Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1)."),
-    Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx."),
-    Setting("DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run."),
-    Setting("LOG_LEVEL", "INFO", "Python log level."),
+    Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1).", type=Kind.PORT),
+    Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx.", minimum=1),
+    Setting(
+        "DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run.", secret=True
+    ),
+    Setting("LOG_LEVEL", "INFO", "Python log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
     # ---------------------------------------------------------------- dashboard ----
     Setting(
         "DASHBOARD_STATS_INTERVAL_SECONDS",
         "5",
         "How often the dashboard's one stats publisher computes the stats and pushes stats_update to every viewer.",
+        type=Kind.FLOAT,
+        minimum=0,
     ),
     Setting(
         "DASHBOARD_LEASE_SECONDS",
         "15",
         "Lease of the active stats publisher in Redis; a standby takes over at most this long after the holder dies.",
+        type=Kind.FLOAT,
+        minimum=0,
     ),
     Setting(
         "ALERT_WEBHOOK_SECRET",
         "",
         "Bearer secret Alertmanager sends to POST /api/dashboard/alerts/ (comma-separated: several, to rotate). Empty: the webhook is refused (401).",
+        type=Kind.LIST,
+        secret=True,
     ),  # ------------------------------------------------------------ report worker ----
     Setting(
         "CELERY_VISIBILITY_TIMEOUT_SECONDS",
         "3600",
         "Seconds before the broker hands an unacknowledged task (its worker died) to another worker. Keep it above the longest report, or a report runs twice.",
+        minimum=1,
     ),
-    Setting("CELERY_CONCURRENCY", "2", "Report tasks one Celery worker runs at once."),
+    Setting("CELERY_CONCURRENCY", "2", "Report tasks one Celery worker runs at once.", minimum=1),
     Setting(
         "REPORT_STEP_SECONDS",
         "0.5",
         "Pause between a report's progress steps (paces the demo and the tests; 0 in production reports that are slow anyway).",
+        minimum=0,
     ),
-    Setting("REPORT_MAX_ROWS", "100000", "Most rows (messages, orders) one report reads from the owning service."),
-    Setting("FLOWER_PORT", "5555", "Port Flower listens on (the launcher picks a free one)."),
+    Setting(
+        "REPORT_MAX_ROWS", "100000", "Most rows (messages, orders) one report reads from the owning service.", minimum=1
+    ),
+    Setting("FLOWER_PORT", "5555", "Port Flower listens on (the launcher picks a free one).", type=Kind.PORT),
     Setting(
         "FLOWER_BASIC_AUTH",
         "",
         "user:password pairs (comma separated) Flower asks for itself. Empty: none, nginx's staff check guards /flower/ (make run, k8s). Required in compose, where nginx-proxy routes /flower/ and cannot make that check.",
+        secret=True,
     ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+_ADAPTERS: dict[Kind, TypeAdapter] = {
+    Kind.INT: TypeAdapter(int),
+    Kind.FLOAT: TypeAdapter(FiniteFloat),
+    Kind.BOOL: TypeAdapter(bool),
+    Kind.PORT: TypeAdapter(Annotated[int, Field(ge=0, le=65535)]),
+    Kind.URL: TypeAdapter(AnyUrl),
+}
+_WHAT = {
+    Kind.INT: "an integer",
+    Kind.FLOAT: "a number",
+    Kind.BOOL: "a boolean (1/0, true/false, yes/no, on/off)",
+    Kind.PORT: "a port number 0..65535",
+    Kind.URL: "a URL (scheme://host...)",
+    Kind.URLS: "comma-separated URLs",
+}
+
+
+class SettingsError(ValueError):
+    """Settings whose values do not parse; `names` lists them in table order."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.names = [name for name, _ in problems]
+        super().__init__(
+            "invalid settings (see docs/configuration.md):\n" + "\n".join(f"  {n}: {why}" for n, why in problems)
+        )
+
+
+def _check(setting: Setting, raw: str) -> Any:
+    """`raw` as `setting`'s type, or ValueError saying what was expected."""
+    kind = setting.type
+    if kind is Kind.STR:
+        if setting.choices and raw not in setting.choices:
+            raise ValueError(f"expected one of {', '.join(setting.choices)}")
+        return raw
+    if kind is Kind.LIST:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if kind is Kind.URLS:
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        for item in items:
+            _ADAPTERS[Kind.URL].validate_python(item)
+        return items
+    if kind is Kind.URL:
+        if raw:
+            _ADAPTERS[kind].validate_python(raw)
+        return raw  # as written: AnyUrl would add a trailing slash to http://host:port
+    parsed = _ADAPTERS[kind].validate_python(raw.strip())
+    if setting.minimum is not None and parsed < setting.minimum:
+        raise ValueError(f"expected at least {setting.minimum:g}")
+    return parsed
+
+
+def _complaint(setting: Setting, raw: str, exc: ValueError) -> str:
+    why = f"expected {_WHAT[setting.type]}" if isinstance(exc, ValidationError) else str(exc)
+    shown = "(value hidden: a secret)" if setting.secret else repr(raw)
+    return f"{shown} is not valid: {why}"
+
+
+def parse(setting: Setting, raw: str) -> Any:
+    """The one parse: `raw` (the environment's text) as the setting's type, or a
+    SettingsError naming the setting (and its value, unless it is a secret)."""
+    try:
+        return _check(setting, raw)
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise SettingsError([(setting.name, _complaint(setting, raw, exc))]) from None
+
+
+def validate(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every setting parsed from `environ` (default: this process's environment), or one
+    SettingsError naming every setting that does not parse. Called when a process starts."""
+    environ = os.environ if environ is None else environ
+    values, problems = {}, []
+    for s in SETTINGS:
+        raw = environ.get(s.name, s.default)
+        try:
+            values[s.name] = _check(s, raw)
+        except ValueError as exc:
+            problems.append((s.name, _complaint(s, raw, exc)))
+    if problems:
+        raise SettingsError(problems)
+    return values
+
+
+def value(name: str) -> Any:
+    """A declared setting's value, of its type: the environment's, else its default."""
+    s = _BY_NAME[name]
+    return parse(s, os.environ.get(name, s.default))
+
 
 def env(name: str) -> str:
-    """The value of a declared setting: the environment's, else its default."""
+    """A declared setting's text as the environment gives it (else its default): for
+    command lines and URLs passed on as they are. Typed code uses value()."""
     return os.environ.get(name, _BY_NAME[name].default)
 
 
@@ -181,26 +388,35 @@ def default(name: str) -> str:
     return _BY_NAME[name].default
 
 
+def _typed(name: str, kinds: tuple[Kind, ...], read_as: str) -> Any:
+    kind = _BY_NAME[name].type
+    if kind not in kinds:
+        raise TypeError(
+            f"{name} is a{'n' if kind[0] in 'aeiou' else ''} {kind} setting, read as {read_as}: use value()"
+        )
+    return value(name)
+
+
 def env_int(name: str) -> int:
-    return int(env(name))
+    return _typed(name, (Kind.INT, Kind.PORT), "an int")
 
 
 def env_float(name: str) -> float:
-    return float(env(name))
+    return _typed(name, (Kind.FLOAT,), "a float")
 
 
 def env_bool(name: str) -> bool:
-    return env(name).strip().lower() in ("1", "true", "yes", "on")
+    return _typed(name, (Kind.BOOL,), "a bool")
 
 
 def env_list(name: str) -> list[str]:
-    return [item.strip() for item in env(name).split(",") if item.strip()]
+    return _typed(name, (Kind.LIST, Kind.URLS), "a list")
 
 
 def main() -> None:
     """Print the table (make settings)."""
     for s in SETTINGS:
-        print(f"{s.name}={s.default}\n    {s.doc}")
+        print(f"{s.name}={s.default}  ({s.type})\n    {s.doc}")
 
 
 if __name__ == "__main__":

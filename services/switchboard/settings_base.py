@@ -9,10 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from switchboard import redisconn
+from switchboard import config, redisconn
 from switchboard.config import env, env_bool, env_int, env_list
 from switchboard.routes import MAX_BODY_BYTES
+
+# Every Django process of every service imports this first: one with a setting that does
+# not parse refuses to start here, naming it, instead of failing later where it is read.
+try:
+    config.validate()
+except config.SettingsError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
 DEBUG = env_bool("SWITCHBOARD_DEBUG")
@@ -45,7 +53,7 @@ def channel_layers(redis_url: str | None = None) -> dict:
     hosts = [redis_url] if redis_url else redisconn.layer_hosts()
     return {
         # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
-        # by every gateway process that has a member (ARCHITECTURE.md, "two channel layers").
+        # by every gateway process that has a member (docs/architecture.md, "Parts").
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": hosts, "prefix": "sb"},

@@ -16,7 +16,7 @@ import time
 from redis.asyncio import Redis
 
 from switchboard import redisconn
-from switchboard.config import env_float, env_int
+from switchboard.config import env_float
 from switchboard.presence import Presence
 from switchboard.ratelimit import Decision, RedisTokenBucket
 
@@ -84,7 +84,7 @@ class Registry:
         return decision
 
     async def _beat(self) -> None:
-        interval = env_int("PRESENCE_HEARTBEAT_SECONDS")
+        interval = env_float("PRESENCE_HEARTBEAT_SECONDS")
         while True:
             # Jitter, so gateways restarted together do not refresh in lockstep.
             await asyncio.sleep(interval * random.uniform(0.8, 1.0))
