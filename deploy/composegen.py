@@ -142,6 +142,7 @@ def compose() -> str:
         "  METRICS_HOST: 0.0.0.0",
         "  INBOX_SHARDS: ${INBOX_SHARDS:-4}",
         "  LOG_LEVEL: ${LOG_LEVEL:-INFO}",
+        "  LOG_FORMAT: ${LOG_FORMAT:-json}",
         "  DEMO_PASSWORD: ${DEMO_PASSWORD:-switchboard}",
         "",
         "x-app: &app",

@@ -523,6 +523,7 @@ def config_map() -> dict:
             "ALLOWED_HOSTS": "*",
             "ALLOWED_ORIGINS": "https://switchboard.example.com",
             "GATEWAY_URL": "http://ws-gateway",
+            "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
             "SWITCHBOARD_DATA_DIR": "/tmp/switchboard",
         },

@@ -239,6 +239,12 @@ SETTINGS: tuple[Setting, ...] = (
         "DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run.", secret=True
     ),
     Setting("LOG_LEVEL", "INFO", "Python log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+    Setting(
+        "LOG_FORMAT",
+        "text",
+        "text: one readable line per event (make run); json: one JSON object a line with time, level, logger, message and service (compose, k8s).",
+        choices=("text", "json"),
+    ),
     # ---------------------------------------------------------------- dashboard ----
     Setting(
         "DASHBOARD_STATS_INTERVAL_SECONDS",

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from switchboard import config, redisconn
+from switchboard import config, logconfig, redisconn
 from switchboard.config import env, env_bool, env_int, env_list
 from switchboard.routes import MAX_BODY_BYTES
 
@@ -74,16 +74,7 @@ def channel_layers(redis_url: str | None = None) -> dict:
 
 CHANNEL_LAYERS = channel_layers()
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
-    # daphne logs every request line, query string included: keep it quiet so a
-    # ?token= never reaches a log.
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
-}
+LOGGING = logconfig.logging_config()
 
 
 def database_for(service: str) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management import BaseCommand
 
 from switchboard import metrics
-from switchboard.config import env_int
+from switchboard.config import env, env_int
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         app.worker_main(
             [
                 "worker",
-                "--loglevel=INFO",
+                f"--loglevel={env('LOG_LEVEL')}",
                 "--pool=threads",
                 f"--concurrency={env_int('CELERY_CONCURRENCY')}",
                 "--queues=reports",

@@ -38,6 +38,8 @@ class Command(BaseCommand):
                 "--url_prefix=flower",
                 "--enable_events",
                 "--persistent=False",
+                # tornado sets the root logger's level from this (its default: info).
+                f"--logging={env('LOG_LEVEL').lower()}",
                 "--purge_offline_workers=60",
             ]
         )
