@@ -34,6 +34,7 @@ from dashboard import store
 from switchboard import metrics, routes, tokens
 from switchboard.config import env, env_float
 from switchboard.presence import ALL, Presence, route_topic
+from switchboard.protocol import raw_frame
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def group() -> str:
 
 def stats_frame(kind: str, raw: bytes) -> str:
     """initial_stats / stats_update around the stats JSON, which is encoded once."""
-    return '{"type":"' + kind + '","data":' + raw.decode() + "}"
+    return raw_frame(kind, "data", raw)
 
 
 class _Unavailable(Exception):

@@ -15,11 +15,12 @@ from notification import store
 from switchboard import metrics, publish
 from switchboard.errors import ErrorCode
 from switchboard.inbox import InboxConsumer
+from switchboard.protocol import INBOX_COMMANDS
 
 
 class NotificationInbox(InboxConsumer):
     service = "notification"
-    commands = ("notify.create",)
+    commands = tuple(kind for kind, service in INBOX_COMMANDS.items() if service == "notification")
 
     async def gw_connect(self, cmd):
         # The gateway joined the socket to notifications.user.<id> before asking, so a

@@ -11,16 +11,21 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from switchboard.protocol import INBOX_COMMANDS, NotifyCreate
 from switchboard.routes import shard_channel
 
-INBOX = "notification"
+INBOX = INBOX_COMMANDS["notify.create"]
 
 
 async def send_user_notification_async(user_id: int, title: str, message: str, url: str = "") -> None:
-    await get_channel_layer("inbox").send(
-        shard_channel(INBOX, str(user_id)),
-        {"type": "notify.create", "user_id": int(user_id), "title": title, "message": message, "url": url or ""},
-    )
+    command: NotifyCreate = {
+        "type": "notify.create",
+        "user_id": int(user_id),
+        "title": title,
+        "message": message,
+        "url": url or "",
+    }
+    await get_channel_layer("inbox").send(shard_channel(INBOX, str(user_id)), command)
 
 
 def send_user_notification(user_id: int, title: str, message: str, url: str = "") -> None:

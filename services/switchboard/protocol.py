@@ -4,10 +4,11 @@ Two kinds live here:
 
 * client frames (JSON over the WebSocket), as pydantic models. ws-gateway validates
   each incoming frame once, at the edge, against its route's models; services receive
-  the validated dict and trust it. Server frames are built with `frame()` from the
-  same vocabulary and encoded once per broadcast.
-* the gateway protocol on the channel layer (gw.*), as TypedDicts: what ws-gateway and
-  the services say to each other.
+  the validated dict and trust it.
+* server frames, as TypedDicts by route (SERVER_FRAMES). They are built with `frame()`,
+  which refuses a type or field not declared here, and encoded once per broadcast.
+* the gateway protocol on the channel layer (gw.*) and the commands services send to
+  each other's inboxes (notify.create), as TypedDicts.
 
 The frame shapes are the seed document's, so a client written against it works.
 """
@@ -15,7 +16,7 @@ The frame shapes are the seed document's, so a client written against it works.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, NotRequired, TypedDict
+from typing import Annotated, Literal, NotRequired, TypedDict, get_args, get_origin, get_type_hints
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -106,17 +107,218 @@ CLIENT_FRAMES: dict[str, dict[str, type[ClientFrame]]] = {
 }
 GATEWAY_FRAMES: dict[str, type[ClientFrame]] = {"ping": Ping}
 
-# Server -> client frame types, by route (documentation and tests check against it).
-SERVER_FRAMES: dict[str, tuple[str, ...]] = {
-    "*": ("error", "pong"),
-    "chat": ("history", "online_users", "user_join", "user_leave", "chat_message", "user_typing"),
-    "collab": ("document_content", "edit", "ack", "cursor", "user_joined", "user_left"),
-    # initial_stats / stats_update {data: stats}; new_order {order}; alert {level, message, ...}
-    "dashboard": ("initial_stats", "stats_update", "new_order", "alert"),
-    # unread_count {count}; notification {id, title, message, url, timestamp}
-    "notifications": ("unread_count", "notification"),
-    # task_update {task_id, status, progress, message, result, timestamp} (the seed's)
-    "tasks": ("task_update",),
+# ---------------------------------------------------------------- server frames ----
+# What services and the gateway send to clients, one TypedDict per frame type with its
+# fields. `frame()` refuses a type not declared here and a field its type does not have,
+# so a frame cannot be sent before it is declared (services/switchboard/tests).
+
+
+class ErrorFrame(TypedDict):
+    """A client frame the server cannot use (switchboard/errors.py); the socket stays open."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+    error: str  # repeats message: the seed's clients read `error`
+    retry_after: NotRequired[float]  # rate_limited, busy
+
+
+class Pong(TypedDict):
+    """The gateway's answer to ping."""
+
+    type: Literal["pong"]
+
+
+class ChatEntry(TypedDict):
+    """One stored chat message, in history and as a chat_message frame."""
+
+    seq: int
+    user: str
+    message: str
+    timestamp: str
+    client_id: NotRequired[str]
+
+
+class History(TypedDict):
+    """First frame on a chat socket: the last HISTORY_LIMIT messages, or those after ?since=.
+    truncated: more than SINCE_MAX were missed; page the gap over REST."""
+
+    type: Literal["history"]
+    messages: list[ChatEntry]
+    last_seq: int
+    truncated: bool
+
+
+class OnlineUsers(TypedDict):
+    """Distinct users with a socket in the room (from presence), coalesced."""
+
+    type: Literal["online_users"]
+    users: list[str]
+
+
+class UserJoin(TypedDict):
+    """A user's first socket in the room opened."""
+
+    type: Literal["user_join"]
+    user: str
+    timestamp: str
+
+
+class UserLeave(TypedDict):
+    """A user's last socket in the room closed (or their gateway died)."""
+
+    type: Literal["user_leave"]
+    user: str
+    timestamp: str
+
+
+class ChatMessageFrame(ChatEntry):
+    """A message stored in the room, to everyone, its sender included (the acknowledgement)."""
+
+    type: Literal["chat_message"]
+
+
+class UserTyping(TypedDict):
+    """Someone else in the room is typing (throttled)."""
+
+    type: Literal["user_typing"]
+    user: str
+
+
+class DocumentContent(TypedDict):
+    """First frame on a JSON collab socket: the document as it is, and who is here."""
+
+    type: Literal["document_content"]
+    document: int
+    title: str
+    content: str
+    seq: int
+    role: str  # "owner", "edit", "read"
+    users: list[str]
+
+
+class EditFrame(TypedDict):
+    """Another editor's change, as applied (positions in UTF-16 code units)."""
+
+    type: Literal["edit"]
+    user: str
+    seq: int
+    action: Literal["insert", "delete"]
+    position: int
+    text: str
+    length: NotRequired[int]
+
+
+class Ack(TypedDict):
+    """The sender's edit is stored under `seq`; `edits` is what was applied."""
+
+    type: Literal["ack"]
+    seq: int
+    applied: bool
+    edits: list[dict]
+    client_id: NotRequired[str]
+    duplicate: NotRequired[bool]  # a resend of an edit already stored
+
+
+class Cursor(TypedDict):
+    type: Literal["cursor"]
+    user: str
+    position: int
+
+
+class UserJoined(TypedDict):
+    type: Literal["user_joined"]
+    user: str
+
+
+class UserLeft(TypedDict):
+    type: Literal["user_left"]
+    user: str
+
+
+class InitialStats(TypedDict):
+    """First frame on the dashboard: the last stats computed (dashboard/stats.py)."""
+
+    type: Literal["initial_stats"]
+    data: dict
+
+
+class StatsUpdate(TypedDict):
+    """The stats, every DASHBOARD_STATS_INTERVAL_SECONDS, to every viewer at once."""
+
+    type: Literal["stats_update"]
+    data: dict
+
+
+class NewOrder(TypedDict):
+    type: Literal["new_order"]
+    order: dict  # dashboard.models.Order.as_dict()
+
+
+class AlertFrame(TypedDict):
+    """A new alert (Alertmanager's webhook or staff)."""
+
+    type: Literal["alert"]
+    id: int
+    level: Literal["info", "warning", "critical"]
+    message: str
+    status: str
+    name: str
+    source: str
+    created: str
+
+
+class UnreadCount(TypedDict):
+    """On connect and after every change, to every tab of the user."""
+
+    type: Literal["unread_count"]
+    count: int
+
+
+class NotificationFrame(TypedDict):
+    type: Literal["notification"]
+    id: int
+    title: str
+    message: str
+    url: str
+    timestamp: str
+
+
+class TaskUpdate(TypedDict):
+    """A report's progress on /ws/tasks/ (the seed's frame); result.url on completed."""
+
+    type: Literal["task_update"]
+    task_id: str
+    status: Literal["started", "progress", "completed", "failed"]
+    progress: int
+    message: str
+    result: dict
+    timestamp: str
+
+
+# Server frames by route; "*" are sent on every route.
+SERVER_FRAMES: dict[str, tuple[type, ...]] = {
+    "*": (ErrorFrame, Pong),
+    "chat": (History, OnlineUsers, UserJoin, UserLeave, ChatMessageFrame, UserTyping),
+    "collab": (DocumentContent, EditFrame, Ack, Cursor, UserJoined, UserLeft),
+    "dashboard": (InitialStats, StatsUpdate, NewOrder, AlertFrame),
+    "notifications": (UnreadCount, NotificationFrame),
+    "tasks": (TaskUpdate,),
+}
+
+
+def _fields(typed: type) -> tuple[str, frozenset[str], frozenset[str]]:
+    """(type, required fields, every field) of a frame TypedDict. Read from the evaluated
+    hints: with postponed annotations, Python 3.11's __required_keys__ misses NotRequired."""
+    hints = get_type_hints(typed, include_extras=True)
+    (kind,) = get_args(hints.pop("type"))
+    optional = {name for name, hint in hints.items() if get_origin(hint) is NotRequired}
+    return kind, frozenset(hints.keys() - optional), frozenset(hints)
+
+
+# type -> (required fields, every field), for frame()'s check
+SERVER_FRAME_TYPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    kind: (required, every) for frames in SERVER_FRAMES.values() for kind, required, every in map(_fields, frames)
 }
 
 
@@ -155,9 +357,27 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _check_fields(kind: str, fields) -> None:
+    declared = SERVER_FRAME_TYPES.get(kind)
+    if declared is None:
+        raise ValueError(f"{kind!r} is not a declared server frame (switchboard/protocol.py)")
+    required, allowed = declared
+    names = fields.keys()
+    if names - allowed or required - names:
+        raise ValueError(f"{kind} frame: unknown fields {sorted(names - allowed)}, missing {sorted(required - names)}")
+
+
 def frame(kind: str, **fields) -> str:
-    """A server frame as JSON text, encoded once; send the same text to every member."""
+    """A declared server frame as JSON text, encoded once; send the same text to every member."""
+    _check_fields(kind, fields)
     return orjson.dumps({"type": kind, **fields}).decode()
+
+
+def raw_frame(kind: str, field: str, encoded: bytes) -> str:
+    """A declared frame whose one field is JSON already encoded once (the dashboard's stats,
+    kept encoded in Redis for every viewer): spliced in, not decoded and encoded again."""
+    _check_fields(kind, {field: None})
+    return '{"type":"' + kind + '","' + field + '":' + encoded.decode() + "}"
 
 
 def error_frame(code: str, message: str, retry_after: float | None = None) -> str:
@@ -258,20 +478,6 @@ class GwSend(TypedDict):
     exclude_user: NotRequired[int]
 
 
-class GwJoin(TypedDict):
-    """service -> conn: join a group."""
-
-    type: Literal["gw.join"]
-    group: str
-
-
-class GwLeave(TypedDict):
-    """service -> conn: leave a group."""
-
-    type: Literal["gw.leave"]
-    group: str
-
-
 class GwClose(TypedDict):
     """service -> conn: close the socket with a code."""
 
@@ -280,4 +486,23 @@ class GwClose(TypedDict):
 
 
 GW_TO_SERVICE = ("gw.connect", "gw.receive", "gw.disconnect")
-GW_TO_CONNECTION = ("gw.accept", "gw.reject", "gw.send", "gw.join", "gw.leave", "gw.close")
+GW_TO_CONNECTION = ("gw.accept", "gw.reject", "gw.send", "gw.close")
+
+
+# ------------------------------------------------------------- inbox commands ----
+# Commands one service sends to another's inbox (besides the gateway's gw.*).
+
+
+class NotifyCreate(TypedDict):
+    """any service -> notification inbox (switchboard/notify.py): store a notification
+    for `user_id`, then push it and the new unread_count to every tab of that user."""
+
+    type: Literal["notify.create"]
+    user_id: int
+    title: str
+    message: str
+    url: str
+
+
+# command type -> the service whose inbox takes it
+INBOX_COMMANDS: dict[str, str] = {"notify.create": "notification"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from switchboard.protocol import GwAccept, GwSend, error_frame
+from switchboard.protocol import GwAccept, GwClose, GwReject, GwSend, error_frame
 
 
 def _layer():
@@ -73,11 +73,13 @@ async def accept(
 
 
 async def reject(conn: str, code: int) -> None:
-    await _layer().send(conn, {"type": "gw.reject", "code": int(code)})
+    message: GwReject = {"type": "gw.reject", "code": int(code)}
+    await _layer().send(conn, message)
 
 
 async def close(conn: str, code: int) -> None:
-    await _layer().send(conn, {"type": "gw.close", "code": int(code)})
+    message: GwClose = {"type": "gw.close", "code": int(code)}
+    await _layer().send(conn, message)
 
 
 async def send_error(conn: str, code: str, message: str) -> None:

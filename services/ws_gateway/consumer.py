@@ -33,7 +33,7 @@ from switchboard.closecodes import REASONS, CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
 from switchboard.presence import ALL, Member, route_topic
-from switchboard.protocol import FrameError, Ping, error_frame, frame, parse_client_frame
+from switchboard.protocol import FrameError, GwReceive, Ping, error_frame, frame, parse_client_frame
 from switchboard.ratelimit import LocalTokenBucket, connection_rate
 from ws_gateway import connections, daphne_send_bound
 from ws_gateway.layers import decoded, prepared
@@ -214,7 +214,7 @@ class GatewayConsumer(AsyncConsumer):
             metrics.RATE_LIMITED.labels(scope).inc()
             return await self.error(ErrorCode.RATE_LIMITED, f"too many frames ({scope} limit)", decision.retry_after)
 
-        command: dict = {"type": "gw.receive"}
+        command: GwReceive = {"type": "gw.receive"}  # conn, route, user, params: to_service
         if data is not None:
             if not self.match.route.binary:
                 return await self.error(ErrorCode.BINARY_NOT_SUPPORTED, "this route takes JSON text frames")
@@ -286,15 +286,6 @@ class GatewayConsumer(AsyncConsumer):
 
     async def gw_close(self, message):
         await self.close(int(message.get("code", CloseCode.NORMAL)), "closed_by_service")
-
-    async def gw_join(self, message):
-        await self.join(message["group"])
-
-    async def gw_leave(self, message):
-        group = message["group"]
-        if group in self.groups:
-            self.groups.discard(group)
-            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def gw_send(self, message):
         """Forward a frame as is; filters are on fields the service set, not on content."""
