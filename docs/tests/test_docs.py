@@ -136,3 +136,14 @@ def test_slug_matches_githubs_anchors():
     assert slug("The local run: make compose-test") == "the-local-run-make-compose-test"
     assert slug("Chat (the spec's frames, plus seq and client_id)") == "chat-the-specs-frames-plus-seq-and-client_id"
     assert slug("SwitchboardGatewayDown") == "switchboardgatewaydown"
+
+
+def test_the_readme_and_testing_page_say_what_make_test_runs():
+    makefile = (ROOT / "Makefile").read_text()
+    (deps,) = re.findall(r"^test: (.*?)\s*##", makefile, re.M)
+    targets = [t for t in deps.split() if t not in ("venv", "deps")]
+    readme = (ROOT / "README.md").read_text()
+    assert f"`make test` runs `{' '.join(targets)}`" in readme
+    testing = (ROOT / "docs" / "testing.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9-]+)`", testing, re.M)
+    assert set(targets) <= set(rows), set(targets) - set(rows)
