@@ -411,8 +411,7 @@ class GatewayConsumer(AsyncConsumer):
 
     async def connect_timed_out(self):
         if self.state == "connecting":
-            metrics.CONNECTS.labels(self.route_name, "timeout").inc()
-            await self.close(CloseCode.TRY_AGAIN_LATER, "service_timeout")
+            await self.close(CloseCode.TRY_AGAIN_LATER, "service_timeout")  # close() counts the attempt
 
     def _count_out(self) -> None:
         counter = self._frames_out

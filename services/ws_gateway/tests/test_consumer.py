@@ -76,6 +76,27 @@ async def test_silent_service_closes_1013(token_for, monkeypatch):
     assert await close_code(comm) == 1013
 
 
+async def test_a_connect_that_times_out_is_counted_once(token_for, monkeypatch):
+    from prometheus_client import REGISTRY
+
+    def attempts():
+        return {
+            outcome: REGISTRY.get_sample_value(
+                "switchboard_gateway_connects_total", {"route": "chat", "outcome": outcome}
+            )
+            or 0
+            for outcome in ("service_timeout", "timeout")
+        }
+
+    before = attempts()
+    monkeypatch.setenv("CONNECT_TIMEOUT_SECONDS", "0.3")
+    comm = communicator(token=token_for())
+    assert (await comm.connect())[0]
+    assert await close_code(comm) == 1013
+    after = attempts()
+    assert {k: after[k] - before[k] for k in after} == {"service_timeout": 1, "timeout": 0}
+
+
 async def test_service_rejection_becomes_the_close_code(token_for):
     comm = communicator(token=token_for())
     assert (await comm.connect())[0]
