@@ -56,10 +56,10 @@ def doc_group(doc_id: int) -> str:
 
 
 def doc_id_of(cmd: dict) -> int | None:
-    """The document id of the socket's path; only the canonical spelling ("7", not
-    "007"), so one document always has one group."""
-    raw = cmd["params"].get("doc", "")
-    return int(raw) if raw.isdigit() and str(int(raw)) == raw else None
+    """The document id of the socket's path: an int the gateway parsed from its
+    canonical ASCII spelling (routes.toml `params`), so one document has one group."""
+    raw = cmd["params"].get("doc")
+    return raw if type(raw) is int else None
 
 
 def is_json(cmd: dict) -> bool:

@@ -3,6 +3,13 @@
 ws-gateway uses `match_websocket` to find which service owns a socket, which group it
 joins and which inbox shard its commands go to; the nginx config generator and the
 consistency tests read `load()`.
+
+A route's URL parameters are typed here, once, at the edge: path parameters (the
+route's identity: the room, the document) by `params`, query parameters by `query`
+(routes.toml). Types are ASCII-only patterns ("²" is `str.isdigit()` but no number of
+ours), a uint is canonical ("7", never "007", so one document has one group), and a
+query parameter may never name a path parameter: services receive one typed dict in
+which the path's values cannot be overridden.
 """
 
 from __future__ import annotations
@@ -17,9 +24,45 @@ from pathlib import Path
 from switchboard.config import ROOT, env_int
 
 ROUTES_FILE = ROOT / "gateway" / "routes.toml"
-# Path parameters are slugs: they end up in group and channel names, which the
-# channel layer restricts to [a-zA-Z0-9_.-] and 100 characters.
+# Path parameters are slugs unless typed: they end up in group and channel names,
+# which the channel layer restricts to [a-zA-Z0-9_.-] and 100 characters.
 PARAM_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+# A parameter type: its pattern (ASCII character classes only, matched in full) and the
+# value it becomes. A list in routes.toml (["json"]) is a choice of literal strings.
+PARAM_TYPES: dict[str, tuple[str, type]] = {
+    "slug": (PARAM_PATTERN, str),
+    # 18 digits: below 2**63, so a value fits every database's bigint.
+    "uint": (r"0|[1-9][0-9]{0,17}", int),
+}
+# Query parameters a URL may carry at most; more is a malformed URL (4400).
+MAX_QUERY_PARAMS = 10
+# The token carrier of the seed (?token=), read by the gateway's auth and never a
+# parameter of the route.
+TOKEN_PARAM = "token"
+
+
+class ParamError(ValueError):
+    """A URL parameter that is not what its route declares (the gateway closes 4400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParamType:
+    pattern: re.Pattern
+    convert: type
+
+    @classmethod
+    def of(cls, spec: str | list[str]) -> ParamType:
+        if isinstance(spec, list):
+            return cls(re.compile("|".join(re.escape(v) for v in spec), re.ASCII), str)
+        if spec not in PARAM_TYPES:
+            raise ValueError(f"unknown parameter type {spec!r} (one of {sorted(PARAM_TYPES)} or a list)")
+        pattern, convert = PARAM_TYPES[spec]
+        return cls(re.compile(pattern, re.ASCII), convert)
+
+    def parse(self, name: str, raw: str):
+        if not self.pattern.fullmatch(raw):
+            raise ParamError(f"{name}: not a valid value")
+        return self.convert(raw)
 # The largest HTTP request body, for nginx (client_max_body_size) and Django
 # (DATA_UPLOAD_MAX_MEMORY_SIZE) alike: above the largest body a service's schema
 # allows (collab's 1,000,000-character document, JSON-escaped), so an oversized field
@@ -50,17 +93,53 @@ class WebSocketRoute:
     rate_burst: float = 0.0
     # Largest client frame on this route; 0 uses WS_MAX_MESSAGE_BYTES.
     max_message_bytes: int = 0
+    # Types of path parameters ({name = "uint"}); untyped ones are slugs.
+    params: dict = field(default_factory=dict, compare=False)
+    # The query parameters the route takes and their types; others are dropped.
+    query: dict = field(default_factory=dict, compare=False)
     regex: re.Pattern = field(init=False, repr=False, compare=False)
+    types: dict = field(init=False, repr=False, compare=False)
+    query_types: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>{PARAM_PATTERN})", self.path)
-        object.__setattr__(self, "regex", re.compile(f"^{pattern}$"))
+        names = re.findall(r"\{(\w+)\}", self.path)
+        if set(self.params) - set(names):
+            raise ValueError(f"route {self.name}: params {sorted(set(self.params) - set(names))} not in its path")
+        if set(self.query) & set(names) or TOKEN_PARAM in self.query:
+            raise ValueError(f"route {self.name}: a query parameter may not name a path parameter or the token")
+        types = {name: ParamType.of(self.params.get(name, "slug")) for name in names}
+        # Each typed pattern is also a slug, so it is safe in group and channel names.
+        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>{types[m.group(1)].pattern.pattern})", self.path)
+        object.__setattr__(self, "regex", re.compile(f"^{pattern}$", re.ASCII))
+        object.__setattr__(self, "types", types)
+        object.__setattr__(self, "query_types", {k: ParamType.of(v) for k, v in self.query.items()})
+
+    def parse_query(self, pairs: list[tuple[str, str]]) -> dict:
+        """The route's typed query parameters from the URL's (name, value) pairs.
+
+        ParamError: a pair that names a path parameter (the path is the route's
+        identity: ?doc= must not pick another document than /ws/collab/<doc>/), a
+        parameter given twice, too many pairs, or a value not of its type. Parameters
+        the route does not declare are dropped: no service ever sees them."""
+        if len(pairs) > MAX_QUERY_PARAMS:
+            raise ParamError("too many query parameters")
+        out: dict = {}
+        for name, raw in pairs:
+            if name in self.types:
+                raise ParamError(f"{name} is a path parameter")
+            kind = self.query_types.get(name)
+            if kind is None:
+                continue
+            if name in out:
+                raise ParamError(f"{name} given twice")
+            out[name] = kind.parse(name, raw)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
     route: WebSocketRoute
-    params: dict[str, str]
+    params: dict[str, str | int]
 
     def group(self, user_id: int) -> str | None:
         """The route's group for this connection; `{user}` is the user's id."""
@@ -68,7 +147,7 @@ class Match:
 
     def inbox_channel(self, user_id: int) -> str:
         """The inbox shard for this connection: one key always maps to one shard."""
-        key = str(user_id) if self.route.shard_by == "user" else self.params.get(self.route.shard_by, "")
+        key = str(user_id) if self.route.shard_by == "user" else str(self.params.get(self.route.shard_by, ""))
         return shard_channel(self.route.inbox, key)
 
 
@@ -78,10 +157,11 @@ class RouteTable:
     websocket: tuple[WebSocketRoute, ...]
 
     def match_websocket(self, path: str) -> Match | None:
+        """The route of a path and its typed path parameters; None: no route (4404)."""
         for route in self.websocket:
-            m = route.regex.match(path)
+            m = route.regex.fullmatch(path)
             if m:
-                return Match(route, m.groupdict())
+                return Match(route, {k: route.types[k].convert(v) for k, v in m.groupdict().items()})
         return None
 
     def services(self) -> list[str]:

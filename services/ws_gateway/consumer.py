@@ -29,6 +29,7 @@ from channels.layers import get_channel_layer
 from daphne.server import Server as DaphneServer
 
 from switchboard import metrics, routes
+from switchboard.routes import ParamError
 from switchboard.closecodes import REASONS, CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
@@ -38,7 +39,7 @@ from switchboard.ratelimit import LocalTokenBucket, connection_rate
 from ws_gateway import connections, daphne_send_bound
 from ws_gateway.layers import decoded, prepared
 from ws_gateway.socket_queue import SocketQueue
-from ws_gateway.wsauth import origin_allowed, read_handshake
+from ws_gateway.wsauth import origin_allowed, query_pairs, read_handshake
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,13 @@ class GatewayConsumer(AsyncConsumer):
         if route.staff_only and not hs.identity.is_staff:
             return await self.close(CloseCode.FORBIDDEN, "forbidden")
 
+        try:
+            # The route's typed parameters; a query naming a path parameter is refused,
+            # so the path always says which room or document this socket is on.
+            self.params = {**self.match.params, **route.parse_query(query_pairs(self.scope))}
+        except ParamError:
+            return await self.close(CloseCode.BAD_REQUEST, "bad_params")
         self.identity = hs.identity
-        self.params = {**self.match.params, **hs.params}
         # A route may allow more (collab: a keystroke is an update and a caret move).
         self.conn_bucket = LocalTokenBucket(*connection_rate(route))
         # A route may take larger frames (collab: a Yjs sync step 2 after offline work).

@@ -6,23 +6,26 @@ a token, since a cookie alone proves nothing about who holds it. Tokens are acce
 in this order, from `Authorization: Bearer`, the subprotocol pair ["bearer", <token>]
 (what browsers can send), and the seed's `?token=` query parameter; the session cookie
 of the web UI comes last. The query string is never logged.
+
+The Cookie header is parsed as Django parses it for HTTP requests (parse_cookie): a
+browser holding one cookie the stdlib's strict SimpleCookie rejects (`a@b=1`, set by
+some other app on the host) must still open sockets with its session cookie.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http.cookie import parse_cookie
 
 from switchboard import tokens
 from switchboard.config import env_list
+from switchboard.routes import MAX_QUERY_PARAMS, TOKEN_PARAM, ParamError
 
 BEARER_SUBPROTOCOL = "bearer"
-MAX_PARAMS = 10
-MAX_PARAM_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,6 @@ class Handshake:
     origin: str | None
     identity: tokens.Identity | None
     subprotocol: str | None
-    params: dict[str, str]
 
 
 def headers_of(scope) -> dict[str, str]:
@@ -41,10 +43,18 @@ def origin_allowed(origin: str | None) -> bool:
     return origin is None or origin in env_list("ALLOWED_ORIGINS")
 
 
-def query_params(scope) -> dict[str, str]:
-    """Query parameters for the service: bounded, and never the token."""
-    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return {k[:MAX_PARAM_LENGTH]: v[:MAX_PARAM_LENGTH] for k, v in pairs[:MAX_PARAMS] if k != "token"}
+def query_pairs(scope) -> list[tuple[str, str]]:
+    """The query string's (name, value) pairs but the token. ParamError: more pairs than
+    MAX_QUERY_PARAMS (the token included; parse_qsl stops counting there)."""
+    try:
+        pairs = parse_qsl(
+            scope.get("query_string", b"").decode("latin-1"),
+            keep_blank_values=True,
+            max_num_fields=MAX_QUERY_PARAMS + 1,
+        )
+    except ValueError as exc:
+        raise ParamError("too many query parameters") from exc
+    return [(k, v) for k, v in pairs if k != TOKEN_PARAM]
 
 
 def _token_from(scope, headers: dict[str, str]) -> tuple[str | None, str | None]:
@@ -57,7 +67,7 @@ def _token_from(scope, headers: dict[str, str]) -> tuple[str | None, str | None]
         if i + 1 < len(offered):
             return offered[i + 1], BEARER_SUBPROTOCOL
     for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
-        if k == "token":
+        if k == TOKEN_PARAM:
             return v, None
     return None, None
 
@@ -81,9 +91,7 @@ async def read_handshake(scope) -> Handshake:
     token, subprotocol = _token_from(scope, headers)
     identity = tokens.verify(token) if token else None
     if identity is None and token is None and origin is not None:
-        cookie = SimpleCookie()
-        cookie.load(headers.get("cookie", ""))
-        morsel = cookie.get(settings.SESSION_COOKIE_NAME)
-        if morsel and morsel.value:
-            identity = await _session_identity(morsel.value)
-    return Handshake(origin, identity, subprotocol, query_params(scope))
+        session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
+        if session_key:
+            identity = await _session_identity(session_key)
+    return Handshake(origin, identity, subprotocol)

@@ -33,7 +33,7 @@ class Socket:
 
     def __init__(self, worker, doc_id: int, user: Identity, protocol: str = "yjs"):
         self.worker, self.doc_id, self.user = worker, doc_id, user
-        self.params = {"doc": str(doc_id), **({"protocol": "json"} if protocol == "json" else {})}
+        self.params = {"doc": doc_id, **({"protocol": "json"} if protocol == "json" else {})}
         self.layer = get_channel_layer()
         self.doc, self.text = ydoc.new_doc()
 

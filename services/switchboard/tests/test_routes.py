@@ -26,3 +26,52 @@ def test_every_websocket_route_is_under_an_http_prefix_routed_to_the_gateway():
     table = load()
     ws_prefixes = [r.prefix for r in table.http if r.websocket]
     assert all(any(r.path.startswith(p) for p in ws_prefixes) for r in table.websocket)
+
+
+# ------------------------------------------------ typed parameters (issue 16) ----
+import pytest  # noqa: E402
+
+from switchboard.routes import ParamError, WebSocketRoute  # noqa: E402
+
+
+def test_typed_path_parameters_are_canonical_ascii_and_typed():
+    table = load()
+    assert table.match_websocket("/ws/collab/7/").params == {"doc": 7}
+    for path in ("/ws/collab/007/", "/ws/collab/\u00b2/", "/ws/collab/1\u0663/", "/ws/collab/-1/", "/ws/chat/lobby/\n"):
+        assert table.match_websocket(path) is None, path
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("room", "other")],  # a query naming the path's parameter
+        [("since", "\u00b2")],  # a Unicode digit: str.isdigit() says yes
+        [("since", "\uff11")],
+        [("since", "-1")],
+        [("since", "")],
+        [("since", "1"), ("since", "2")],
+        [("x", str(i)) for i in range(11)],
+    ],
+)
+def test_a_query_the_route_does_not_take_as_given_is_refused(pairs):
+    chat = load().match_websocket("/ws/chat/lobby/").route
+    with pytest.raises(ParamError):
+        chat.parse_query(pairs)
+
+
+def test_query_parameters_are_typed_and_undeclared_ones_dropped():
+    chat = load().match_websocket("/ws/chat/lobby/").route
+    assert chat.parse_query([("since", "12"), ("cachebust", "x")]) == {"since": 12}
+    collab = load().match_websocket("/ws/collab/3/").route
+    assert collab.parse_query([("protocol", "json")]) == {"protocol": "json"}
+    with pytest.raises(ParamError):
+        collab.parse_query([("doc", "4")])
+    with pytest.raises(ParamError):
+        collab.parse_query([("protocol", "JSON")])
+
+
+def test_a_route_that_lets_the_query_name_a_path_parameter_does_not_load():
+    with pytest.raises(ValueError):
+        WebSocketRoute(name="x", path="/ws/x/{doc}/", service="x", query={"doc": "uint"})
+    with pytest.raises(ValueError):
+        WebSocketRoute(name="x", path="/ws/x/{doc}/", service="x", params={"doc": "float"})

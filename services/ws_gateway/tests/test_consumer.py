@@ -121,8 +121,33 @@ async def test_query_token_is_not_forwarded_but_other_params_are(token_for):
     comm = communicator(query=f"?token={token_for()}&since=5")
     assert (await comm.connect())[0]
     cmd = await next_command()
-    assert cmd["params"] == {"room": "lobby", "since": "5"}
+    assert cmd["params"] == {"room": "lobby", "since": 5}
     await comm.disconnect()
+
+
+@pytest.mark.parametrize("query", ["?room=other", "?since=%C2%B2", "?since=1&since=2", "?since=007"])
+async def test_a_query_naming_the_path_or_a_bad_typed_value_closes_4400(token_for, query):
+    comm = communicator(token=token_for(), query=query)
+    assert (await comm.connect())[0]
+    assert await close_code(comm) == 4400
+
+
+async def test_a_malformed_cookie_is_skipped_and_the_session_cookie_still_read(token_for, monkeypatch):
+    """`a@b=1` made SimpleCookie raise: a 500 on every handshake (issue 16, item 3)."""
+    from ws_gateway import wsauth
+
+    seen = []
+
+    async def session_identity(key):
+        seen.append(key)
+        return None
+
+    monkeypatch.setattr(wsauth, "_session_identity", session_identity)
+    headers = [(b"origin", b"http://127.0.0.1:8080"), (b"cookie", b"a@b=1; sessionid=abc; x y=2")]
+    comm = WebsocketCommunicator(GatewayConsumer.as_asgi(), "/ws/chat/lobby/", headers=headers)
+    assert (await comm.connect())[0]
+    assert await close_code(comm) == 4401
+    assert seen == ["abc"]
 
 
 async def test_bad_frames_get_error_frames_and_the_socket_stays_open(token_for):
