@@ -108,4 +108,3 @@ async def test_a_valid_since_still_replays(fleet, tokens):
         assert (await client.next_of("history"))["type"] == "history"
     finally:
         await client.close()
-

@@ -63,6 +63,8 @@ class ParamType:
         if not self.pattern.fullmatch(raw):
             raise ParamError(f"{name}: not a valid value")
         return self.convert(raw)
+
+
 # The largest HTTP request body, for nginx (client_max_body_size) and Django
 # (DATA_UPLOAD_MAX_MEMORY_SIZE) alike: above the largest body a service's schema
 # allows (collab's 1,000,000-character document, JSON-escaped), so an oversized field

@@ -29,13 +29,13 @@ from channels.layers import get_channel_layer
 from daphne.server import Server as DaphneServer
 
 from switchboard import metrics, routes
-from switchboard.routes import ParamError
 from switchboard.closecodes import REASONS, CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
 from switchboard.presence import ALL, Member, route_topic
 from switchboard.protocol import FrameError, GwReceive, Ping, error_frame, frame, parse_client_frame
 from switchboard.ratelimit import LocalTokenBucket, connection_rate
+from switchboard.routes import ParamError
 from ws_gateway import connections, daphne_send_bound
 from ws_gateway.layers import decoded, prepared
 from ws_gateway.socket_queue import SocketQueue

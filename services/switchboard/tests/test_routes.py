@@ -1,6 +1,8 @@
 """The route table: matching, groups and stable sharding."""
 
-from switchboard.routes import load, shard_channel
+import pytest
+
+from switchboard.routes import ParamError, WebSocketRoute, load, shard_channel
 
 
 def test_chat_route_matches_and_names_its_group_and_shard():
@@ -29,9 +31,6 @@ def test_every_websocket_route_is_under_an_http_prefix_routed_to_the_gateway():
 
 
 # ------------------------------------------------ typed parameters (issue 16) ----
-import pytest  # noqa: E402
-
-from switchboard.routes import ParamError, WebSocketRoute  # noqa: E402
 
 
 def test_typed_path_parameters_are_canonical_ascii_and_typed():
