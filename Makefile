@@ -76,7 +76,7 @@ $(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/
 $(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
 	cd $(WEB_COLLAB) && npm run --silent build
 
-docs: venv  ## rewrite docs/configuration.md and docs/metrics.md from config.py and metrics.py
+docs: venv  ## rewrite docs/configuration.md, metrics.md and frames.md from config.py, metrics.py, protocol.py
 	$(PY) docs/generate.py
 
 settings: venv  ## print every setting with its default and meaning

@@ -1,8 +1,10 @@
-"""Writes docs/configuration.md and docs/metrics.md from the code that defines them.
+"""Writes docs/configuration.md, docs/metrics.md and docs/frames.md from the code that
+defines them.
 
-The settings table (services/switchboard/config.py) and the metric definitions
-(services/switchboard/metrics.py) are the one source of these facts; the pages are
-their printout, committed so they can be read on a forge. `make docs` rewrites them;
+The settings table (services/switchboard/config.py), the metric definitions
+(services/switchboard/metrics.py) and the message types (services/switchboard/protocol.py)
+are the one source of these facts; the pages are their printout, committed so they can
+be read on a forge. `make docs` rewrites them;
 docs/tests checks that the committed pages equal what this writes.
 
     python docs/generate.py            # rewrite both pages
@@ -111,7 +113,102 @@ def metrics_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-PAGES = {"configuration.md": configuration, "metrics.md": metrics_page}
+def _type_name(hint) -> str:
+    """A field's type as a reader wants it: str, int, list[str], "a" | "b", ..."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return " \\| ".join(f'"{a}"' for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " \\| ".join(names)
+    if origin in (list, dict, tuple):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]" if args else origin.__name__
+    return getattr(hint, "__name__", str(hint))
+
+
+def _typed_dict_fields(typed) -> str:
+    import typing
+
+    shown = []
+    for name, hint in typing.get_type_hints(typed, include_extras=True).items():
+        if name == "type":
+            continue
+        optional = typing.get_origin(hint) is typing.NotRequired
+        if optional:
+            (hint,) = typing.get_args(hint)
+        shown.append(f"`{name}{'?' if optional else ''}`: {_type_name(hint)}")
+    return ", ".join(shown)
+
+
+def _model_fields(model) -> str:
+    shown = []
+    for name, info in model.model_fields.items():
+        if name == "type":
+            continue
+        hint = info.annotation
+        shown.append(f"`{name}{'' if info.is_required() else '?'}`: {_type_name(hint)}")
+    return ", ".join(shown)
+
+
+def _doc(obj) -> str:
+    return _cell(" ".join((obj.__doc__ or "").split()))
+
+
+def frames_page() -> str:
+    from switchboard import protocol
+
+    lines = [
+        "# Frames",
+        "",
+        GENERATED.format(source="services/switchboard/protocol.py"),
+        "",
+        "Every frame of every WebSocket route with its fields (`name?`: may be absent), and",
+        "the messages ws-gateway and the services exchange on the channel layer. What they",
+        "mean and in which order they come: [protocol.md](protocol.md).",
+        "",
+    ]
+    routes = [r for r in protocol.SERVER_FRAMES if r != "*"]
+    for route in ["*", *routes]:
+        lines += [f"## {'Every route' if route == '*' else route}", ""]
+        lines += ["| from | type | fields | meaning |", "|---|---|---|---|"]
+        client = protocol.GATEWAY_FRAMES if route == "*" else protocol.CLIENT_FRAMES[route]
+        for kind, model in client.items():
+            lines.append(f"| client | `{kind}` | {_model_fields(model)} | {_doc(model)} |")
+        for typed in protocol.SERVER_FRAMES[route]:
+            kind = typing_kind(typed)
+            lines.append(f"| server | `{kind}` | {_typed_dict_fields(typed)} | {_doc(typed)} |")
+        lines.append("")
+    lines += ["## Channel layer", "", "| from → to | type | fields | meaning |", "|---|---|---|---|"]
+    layer = [("gateway → inbox", protocol.GW_TO_SERVICE), ("service → connection", protocol.GW_TO_CONNECTION)]
+    by_kind = {typing_kind(t): t for t in vars(protocol).values() if _is_typed_dict(t) and "type" in t.__annotations__}
+    for who, kinds in layer:
+        for kind in kinds:
+            lines.append(f"| {who} | `{kind}` | {_typed_dict_fields(by_kind[kind])} | {_doc(by_kind[kind])} |")
+    for kind, service in protocol.INBOX_COMMANDS.items():
+        typed = by_kind[kind]
+        lines.append(f"| any service → {service} inbox | `{kind}` | {_typed_dict_fields(typed)} | {_doc(typed)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _is_typed_dict(obj) -> bool:
+    import typing
+
+    return isinstance(obj, type) and typing.is_typeddict(obj)
+
+
+def typing_kind(typed) -> str:
+    import typing
+
+    (kind,) = typing.get_args(typing.get_type_hints(typed)["type"])
+    return kind
+
+
+PAGES = {"configuration.md": configuration, "metrics.md": metrics_page, "frames.md": frames_page}
 
 
 def main() -> int:

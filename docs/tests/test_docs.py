@@ -106,7 +106,7 @@ def test_the_readme_names_every_service_of_the_route_table():
     assert services <= table, services - table
 
 
-@pytest.mark.parametrize("name", ["configuration.md", "metrics.md"])
+@pytest.mark.parametrize("name", ["configuration.md", "metrics.md", "frames.md"])
 def test_generated_pages_equal_the_generators_output(name):
     generate = _generator()
     committed = (ROOT / "docs" / name).read_text()

@@ -221,17 +221,23 @@ class Ack(TypedDict):
 
 
 class Cursor(TypedDict):
+    """Another JSON editor's caret moved."""
+
     type: Literal["cursor"]
     user: str
     position: int
 
 
 class UserJoined(TypedDict):
+    """Someone opened the document (collab's name; chat says user_join)."""
+
     type: Literal["user_joined"]
     user: str
 
 
 class UserLeft(TypedDict):
+    """Someone closed the document."""
+
     type: Literal["user_left"]
     user: str
 
@@ -251,6 +257,8 @@ class StatsUpdate(TypedDict):
 
 
 class NewOrder(TypedDict):
+    """An order was stored (POST /api/orders/)."""
+
     type: Literal["new_order"]
     order: dict  # dashboard.models.Order.as_dict()
 
@@ -276,6 +284,8 @@ class UnreadCount(TypedDict):
 
 
 class NotificationFrame(TypedDict):
+    """A new notification for this user, to every open tab (after it is stored)."""
+
     type: Literal["notification"]
     id: int
     title: str
