@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AnyUrl, Field, FiniteFloat, TypeAdapter, ValidationError
+from pydantic import Field, FiniteFloat, TypeAdapter, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -299,14 +300,13 @@ _ADAPTERS: dict[Kind, TypeAdapter] = {
     Kind.FLOAT: TypeAdapter(FiniteFloat),
     Kind.BOOL: TypeAdapter(bool),
     Kind.PORT: TypeAdapter(Annotated[int, Field(ge=0, le=65535)]),
-    Kind.URL: TypeAdapter(AnyUrl),
 }
 _WHAT = {
     Kind.INT: "an integer",
     Kind.FLOAT: "a number",
     Kind.BOOL: "a boolean (1/0, true/false, yes/no, on/off)",
     Kind.PORT: "a port number 0..65535",
-    Kind.URL: "a URL (scheme://host...)",
+    Kind.URL: "a URL (scheme://...)",
     Kind.URLS: "comma-separated URLs",
 }
 
@@ -321,6 +321,20 @@ class SettingsError(ValueError):
         )
 
 
+def _check_url(url: str) -> None:
+    """A URL as its readers (redis-py, dj-database-url, httpx) take it: a scheme, `://`,
+    and a numeric port if one is given. Stricter parsers (pydantic's AnyUrl) refuse forms
+    those readers accept, such as redis://:password@/0 (host defaulted)."""
+    if not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", url):
+        raise ValueError(f"expected {_WHAT[Kind.URL]}")
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("sqlite"):  # sqlite://:memory:
+        try:
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("expected a numeric port") from None
+
+
 def _check(setting: Setting, raw: str) -> Any:
     """`raw` as `setting`'s type, or ValueError saying what was expected."""
     kind = setting.type
@@ -333,12 +347,12 @@ def _check(setting: Setting, raw: str) -> Any:
     if kind is Kind.URLS:
         items = [item.strip() for item in raw.split(",") if item.strip()]
         for item in items:
-            _ADAPTERS[Kind.URL].validate_python(item)
+            _check_url(item)
         return items
     if kind is Kind.URL:
         if raw:
-            _ADAPTERS[kind].validate_python(raw)
-        return raw  # as written: AnyUrl would add a trailing slash to http://host:port
+            _check_url(raw)
+        return raw
     parsed = _ADAPTERS[kind].validate_python(raw.strip())
     if setting.minimum is not None and parsed < setting.minimum:
         raise ValueError(f"expected at least {setting.minimum:g}")

@@ -100,3 +100,16 @@ def test_the_launcher_refuses_to_start_with_a_wrong_setting():
     assert done.returncode != 0
     assert "GATEWAY_PROCESSES" in done.stderr and "INBOX_SHARDS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:secret@/0", "rediss://:pw@sentinel-managed/0", "sqlite://:memory:", "postgres://u:p%40@db/chat"]
+)
+def test_urls_their_readers_take_are_accepted(url):
+    # redis://:password@/0 is what REDIS_URL holds with Sentinel (only db and password).
+    assert config.validate({"REDIS_URL": url, "DATABASE_URL": url})["REDIS_URL"] == url
+
+
+def test_a_url_with_a_port_that_is_not_a_number_is_refused():
+    with pytest.raises(SettingsError, match="numeric port"):
+        config.validate({"GATEWAY_URL": "http://proxy:80a"})
