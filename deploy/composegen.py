@@ -1,12 +1,14 @@
-"""compose.yaml, made from the launcher's SERVICES table and gateway/routes.toml.
+"""compose.yaml, made from deploy/fleet.py and gateway/routes.toml.
 
     python deploy/composegen.py compose      # print compose.yaml (make compose-yaml writes it)
     python deploy/composegen.py scale        # --scale flags for the local run
     python deploy/composegen.py nginx-conf   # the stand-in gateway's nginx config
     python deploy/composegen.py databases    # one database name per service
 
-Why generated: a service or route added to the table reaches compose.yaml and the
+Why generated: a process or route added to the fleet reaches compose.yaml and the
 gateway by one `make compose-yaml`, and tests/compose fail while compose.yaml is stale.
+One compose service per fleet.Process, named as it is, with its command, probes,
+replicas and environment from there; this file adds only what is compose's own.
 Each routed service gets VIRTUAL_HOST/VIRTUAL_PATH/VIRTUAL_PORT for nginx-proxy; a
 service owning several prefixes gets VIRTUAL_HOST_MULTIPORTS instead (nginx-proxy >= 1.6).
 """
@@ -20,27 +22,47 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 
-from launcher import SERVICES, Service, daphne_command  # noqa: E402
+from fleet import (  # noqa: E402
+    DEPLOYMENT_SETTINGS,
+    HTTP_PORT,
+    METRICS_PORT,
+    PROCESSES,
+    SERVICES,
+    Process,
+    Service,
+)
+
 from nginxconf import render as render_nginx  # noqa: E402
-from switchboard.config import default  # noqa: E402
+from switchboard.routes import PROXY_IDLE_TIMEOUT_SECONDS  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 
-HTTP_PORT = 8000
-METRICS_PORT = 9100
 # Replicas of ws-gateway in the local run: `--scale ws-gateway=3` as docs/operations.md shows,
 # so the smoke suite proves sockets spread over all of them and messages cross.
 GATEWAY_REPLICAS = 3
 
 
-def db_name(svc: Service) -> str:
-    return svc.name.replace("-", "_")
-
-
 def self_guarded() -> dict[str, str]:
     """routes.toml service -> the setting with the credentials its server checks itself
-    (Flower: FLOWER_BASIC_AUTH), from the launcher's daemons."""
-    return {d.serves: d.auth_setting for svc in SERVICES for d in svc.daemons if d.serves and d.auth_setting}
+    (Flower: FLOWER_BASIC_AUTH), from the fleet."""
+    return {p.serves: p.auth_setting for p in PROCESSES if p.auth_setting}
+
+
+# Each deployment-wide setting (fleet.DEPLOYMENT_SETTINGS) as compose gives it.
+COMPOSE_VALUES = {
+    "SWITCHBOARD_SECRET_KEY": "${SWITCHBOARD_SECRET_KEY:?set SWITCHBOARD_SECRET_KEY in .env}",
+    "REDIS_URL": "redis://redis:6379/0",
+    "DATABASE_URL": "postgres://switchboard:${{POSTGRES_PASSWORD}}@postgres:5432/{db}",
+    "ALLOWED_HOSTS": "${ALLOWED_HOSTS:-*}",
+    "ALLOWED_ORIGINS": "${ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}",
+    "GATEWAY_URL": "http://proxy",
+    "INBOX_SHARDS": "${INBOX_SHARDS:-4}",
+    "LOG_LEVEL": "${LOG_LEVEL:-INFO}",
+    "LOG_FORMAT": "${LOG_FORMAT:-json}",
+    # The service's volume (app_service): every container of the service reads it.
+    "SWITCHBOARD_DATA_DIR": "/data",
+}
 
 
 def virtual_paths(service: str) -> list[str]:
@@ -80,10 +102,6 @@ def routing_env(route_service: str, port: int) -> list[str]:
     return lines
 
 
-def served_prefix(route_service: str) -> str:
-    return next(r.prefix for r in load_routes().http if r.service == route_service)
-
-
 def healthcheck(url: str) -> list[str]:
     probe = f"import urllib.request; urllib.request.urlopen('{url}', timeout=3)"
     return [
@@ -96,20 +114,25 @@ def healthcheck(url: str) -> list[str]:
     ]
 
 
-def app_service(name: str, svc: Service, command: list[str], depends: list[str], extra: list[str]) -> list[str]:
+def quoted(value: str) -> str:
+    return f"'{value}'" if value.isdigit() else value
+
+
+def app_service(
+    name: str, svc: Service, command: list[str], depends: list[str], env: dict[str, str], extra: list[str]
+) -> list[str]:
     lines = [
         f"  {name}:",
         "    <<: *app",
         "    environment:",
         "      <<: *app-env",
-        f"      DJANGO_SETTINGS_MODULE: {svc.settings}",
-        f"      DATABASE_URL: postgres://switchboard:${{POSTGRES_PASSWORD}}@postgres:5432/{db_name(svc)}",
-        f"      SERVICE_NAME: {name}",
+        f"      DATABASE_URL: {COMPOSE_VALUES['DATABASE_URL'].format(db=svc.db_name)}",
+        *[f"      {k}: {quoted(v)}" for k, v in env.items()],
         *extra,
         "    volumes:",
         # One volume per service, shared by its containers: the report files the Celery
         # worker writes are served by the HTTP face. Its SQLite fallback would live here too.
-        f"      - {db_name(svc)}-data:/data",
+        f"      - {svc.db_name}-data:/data",
         "    command: " + json.dumps(command),
         "    depends_on:",
     ]
@@ -119,11 +142,19 @@ def app_service(name: str, svc: Service, command: list[str], depends: list[str],
     return lines
 
 
+def probe_url(p: Process) -> str:
+    """compose's healthcheck is the readiness probe: the proxy starts once every HTTP
+    face can take requests."""
+    port = {"http": HTTP_PORT, "metrics": METRICS_PORT}[p.readiness.port]
+    return f"http://127.0.0.1:{port}{p.readiness.path}"
+
+
 def compose() -> str:
-    names = ",".join(db_name(s) for s in SERVICES)
+    names = ",".join(s.db_name for s in SERVICES)
+    shared = [d for d in DEPLOYMENT_SETTINGS if not d.per_service]
     out = [
-        "# Generated by deploy/composegen.py from deploy/launcher.py SERVICES and",
-        "# gateway/routes.toml: edit those, then `make compose-yaml`. Do not edit by hand.",
+        "# Generated by deploy/composegen.py from deploy/fleet.py and gateway/routes.toml:",
+        "# edit those, then `make compose-yaml`. Do not edit by hand.",
         "#",
         "#   cp .env.example .env   # set the secrets",
         "#   docker compose up -d   # http://localhost:8080 (GATEWAY_PORT)",
@@ -133,17 +164,7 @@ def compose() -> str:
         "# (No top-level `name:`: compose v1 rejects it; COMPOSE_PROJECT_NAME in .env names the project.)",
         "",
         "x-app-env: &app-env",
-        "  SWITCHBOARD_SECRET_KEY: ${SWITCHBOARD_SECRET_KEY:?set SWITCHBOARD_SECRET_KEY in .env}",
-        "  REDIS_URL: redis://redis:6379/0",
-        "  ALLOWED_HOSTS: ${ALLOWED_HOSTS:-*}",
-        "  ALLOWED_ORIGINS: ${ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}",
-        "  GATEWAY_URL: http://proxy",
-        "  METRICS_PORT: '9100'",
-        "  METRICS_HOST: 0.0.0.0",
-        "  INBOX_SHARDS: ${INBOX_SHARDS:-4}",
-        "  LOG_LEVEL: ${LOG_LEVEL:-INFO}",
-        "  LOG_FORMAT: ${LOG_FORMAT:-json}",
-        "  DEMO_PASSWORD: ${DEMO_PASSWORD:-switchboard}",
+        *[f"  {d.name}: {COMPOSE_VALUES[d.name]}" for d in shared],
         "",
         "x-app: &app",
         "  image: ${SWITCHBOARD_IMAGE:-switchboard:latest}",
@@ -159,14 +180,14 @@ def compose() -> str:
         '      - "${GATEWAY_BIND:-127.0.0.1}:${GATEWAY_PORT:-8080}:80"',
         "    environment:",
         "      DEFAULT_HOST: ${SWITCHBOARD_HOST:-localhost}",
-        "      # Above daphne's 20 s ping interval, so a quiet socket is never cut.",
-        "      PROXY_READ_TIMEOUT: 3600s",
+        f"      PROXY_READ_TIMEOUT: {PROXY_IDLE_TIMEOUT_SECONDS}s",
         "    volumes:",
         "      - /var/run/docker.sock:/tmp/docker.sock:ro",
         "    depends_on:",
     ]
-    for svc in SERVICES:
-        out += [f"      {svc.name}:", "        condition: service_healthy"]
+    for p in PROCESSES:
+        if p.http:
+            out += [f"      {p.name}:", "        condition: service_healthy"]
     out += [
         "",
         "  redis:",
@@ -203,41 +224,28 @@ def compose() -> str:
         # Migrations (and the demo users when SEED_DEMO=1) run once per `up`, before any
         # process of the service starts: replicas never race on a schema change.
         seed = ' && if [ "$${SEED_DEMO:-0}" = 1 ]; then python -m django seed_demo; fi' if svc.seed else ""
+        env = {"DJANGO_SETTINGS_MODULE": svc.settings, "SERVICE_NAME": f"{svc.name}-migrate"}
+        if svc.seed:
+            env |= {"SEED_DEMO": "${SEED_DEMO:-0}", "DEMO_PASSWORD": "${DEMO_PASSWORD:-switchboard}"}
         out += [""] + app_service(
             f"{svc.name}-migrate",
             svc,
             ["sh", "-c", f"python -m django migrate --noinput{seed}"],
             ["postgres"],
-            ["      SEED_DEMO: ${SEED_DEMO:-0}"] if svc.seed else [],
+            env,
+            [],
         )
-        out.insert(len(out) - 3 - 0, "    restart: 'no'")  # placed before depends_on
-        routing = routing_env(svc.name, HTTP_PORT)
-        daphne = daphne_command(svc.asgi, bind="0.0.0.0", port=HTTP_PORT)
+        out.insert(len(out) - 3, "    restart: 'no'")  # placed before depends_on
         deps = ["redis", f"{svc.name}-migrate"]
-        out += [""] + app_service(svc.name, svc, daphne, deps, routing)
-        out += healthcheck(f"http://127.0.0.1:{HTTP_PORT}/readyz")
-        if svc.inbox:
-            out += (
-                [""]
-                + app_service(f"{svc.name}-inbox", svc, ["python", "-m", "django", "inbox"], deps, [])
-                + healthcheck(f"http://127.0.0.1:{METRICS_PORT}/healthz")
-            )
-        for daemon in svc.daemons:
-            serves = getattr(daemon, "serves", "")
-            if serves:  # its own HTTP port, with its routes and its own /metrics (Flower)
-                port = int(default(daemon.port_setting))
-                extra = [f"      {daemon.port_setting}: '{port}'", *routing_env(serves, port)]
-                if daemon.auth_setting:  # routed by nginx-proxy only because it asks for these
-                    var = daemon.auth_setting
-                    extra.append(f"      {var}: ${{{var}:?set {var} in .env}}")
-                check = f"http://127.0.0.1:{port}{served_prefix(serves)}healthcheck"
-            else:
-                extra, check = [], f"http://127.0.0.1:{METRICS_PORT}/healthz"
-            name = f"{svc.name}-{daemon.name}"
-            out += [""] + app_service(name, svc, ["python", "-m", "django", *daemon.command], deps, extra)
-            out += healthcheck(check)
-            if daemon.copies > 1:
-                out += ["    deploy:", f"      replicas: {daemon.copies}"]
+        for p in (p for p in PROCESSES if p.service == svc):
+            extra = routing_env(p.serves, HTTP_PORT) if p.http else []
+            if p.auth_setting:  # routed by nginx-proxy only because it asks for these
+                var = p.auth_setting
+                extra.append(f"      {var}: ${{{var}:?set {var} in .env}}")
+            out += [""] + app_service(p.name, svc, p.command(), deps, p.container_env(), extra)
+            out += healthcheck(probe_url(p))
+            if p.replicas > 1:
+                out += ["    deploy:", f"      replicas: {p.replicas}"]
     out += [
         "",
         "  prometheus:",
@@ -251,7 +259,7 @@ def compose() -> str:
         '      - "127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"',
         "",
         "volumes:",
-        *[f"  {db_name(s)}-data:" for s in SERVICES],
+        *[f"  {s.db_name}-data:" for s in SERVICES],
         "  redis-data:",
         "  postgres-data:",
         "  prometheus-data:",
@@ -259,21 +267,16 @@ def compose() -> str:
     return "\n".join(out) + "\n"
 
 
-def scale_flags() -> list[str]:
-    flags = [f"--scale=ws-gateway={GATEWAY_REPLICAS}"]
-    for svc in SERVICES:
-        for daemon in svc.daemons:
-            flags.append(f"--scale={svc.name}-{daemon.name}={daemon.copies}")
-    return flags
+def scale_flags(replicas: dict[str, int] | None = None) -> list[str]:
+    """`--scale` for every process kind: its fleet replicas, ws-gateway GATEWAY_REPLICAS,
+    and `replicas` over both (the scale test's counts)."""
+    counts = {p.name: p.replicas for p in PROCESSES} | {"ws-gateway": GATEWAY_REPLICAS} | (replicas or {})
+    return [f"--scale={name}={n}" for name, n in counts.items()]
 
 
 def nginx_conf(prefix: Path) -> str:
     # Docker's DNS answers a service name with every replica's address.
-    upstreams = {svc.name: [f"{svc.name}:{HTTP_PORT}"] for svc in SERVICES}
-    for svc in SERVICES:
-        for daemon in svc.daemons:
-            if getattr(daemon, "serves", ""):
-                upstreams[daemon.serves] = [f"{svc.name}-{daemon.name}:{int(default(daemon.port_setting))}"]
+    upstreams = {p.serves: [f"{p.name}:{HTTP_PORT}"] for p in PROCESSES if p.http}
     # As nginx-proxy: no staff check (auth_request) on a self-guarded route, whose server
     # asks for its own credentials; the other staff-only routes keep it (nginx-proxy
     # does not route them at all).
@@ -296,16 +299,11 @@ def prometheus() -> str:
         "  scrape_interval: 15s",
         "scrape_configs:",
     ]
-    for svc in SERVICES:
-        jobs = [(svc.name, METRICS_PORT, "")] + ([(f"{svc.name}-inbox", METRICS_PORT, "")] if svc.inbox else [])
-        for d in svc.daemons:
-            if getattr(d, "serves", ""):  # Flower: /metrics under its prefix, on its port
-                jobs.append((f"{svc.name}-{d.name}", int(default(d.port_setting)), served_prefix(d.serves) + "metrics"))
-            else:
-                jobs.append((f"{svc.name}-{d.name}", METRICS_PORT, ""))
-        for job, port, path in jobs:
-            lines += [f"  - job_name: {job}"] + ([f"    metrics_path: {path}"] if path else [])
-            lines += ["    dns_sd_configs:", f"      - names: [{job}]", "        type: A", f"        port: {port}"]
+    for p in PROCESSES:
+        port_name, path = p.metrics
+        port = {"http": HTTP_PORT, "metrics": METRICS_PORT}[port_name]
+        lines += [f"  - job_name: {p.name}"] + ([f"    metrics_path: {path}"] if path != "/metrics" else [])
+        lines += ["    dns_sd_configs:", f"      - names: [{p.name}]", "        type: A", f"        port: {port}"]
     return "\n".join(lines) + "\n"
 
 
@@ -323,7 +321,7 @@ def main() -> None:
     elif args.what == "prometheus":
         sys.stdout.write(prometheus())
     else:
-        print(",".join(db_name(s) for s in SERVICES))
+        print(",".join(s.db_name for s in SERVICES))
 
 
 if __name__ == "__main__":

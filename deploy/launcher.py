@@ -6,8 +6,9 @@ One launcher serves `make run` and the end-to-end tests (tests-e2e/conftest.py):
 
 It picks free ports, writes supervisord's and nginx's configs into a run directory,
 starts Redis (unless REDIS_URL is set), migrates and seeds every service's database,
-then starts every process: ws-gateway (daphne, GATEWAY_PROCESSES of them), each
-service's HTTP face (daphne) and inbox worker, and nginx in front. supervisord is the
+then starts every process kind of deploy/fleet.py (PROCESSES; ws-gateway
+GATEWAY_PROCESSES times) and nginx in front. The fleet's processes are defined there,
+once, for compose and k8s too; this file adds only what is local. supervisord is the
 process manager: it restarts what crashes, and tests use it to stop, start and kill
 single processes (`Fleet.ctl`).
 """
@@ -24,7 +25,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,103 +33,11 @@ SERVICES_DIR = ROOT / "services"
 sys.path.insert(0, str(SERVICES_DIR))
 sys.path.insert(0, str(ROOT / "gateway"))
 
+from fleet import PROCESSES, SERVICES, Role, daphne_command  # noqa: E402,F401  (re-exported)
+
 from nginxconf import render as render_nginx  # noqa: E402
 from switchboard.config import SettingsError, env_int, validate  # noqa: E402
 from switchboard.config import default as setting_default  # noqa: E402
-from switchboard.routes import load as load_routes  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Daemon:
-    """A further long-running process of a service: `python -m django <command>`,
-    run as program `<service>-<name>-<i>` for each of `copies`, with its own metrics port."""
-
-    name: str
-    command: tuple[str, ...]
-    copies: int = 1
-    # An HTTP face of its own (e.g. Flower): `serves` is the routes.toml service nginx
-    # routes to it (its upstream), `port_setting` the setting that gets its free port.
-    serves: str = ""
-    port_setting: str = ""
-    # The setting with credentials the process checks itself (Flower's basic auth). Where
-    # the proxy cannot ask ws-gateway for the staff check (nginx-proxy in compose), only
-    # such a process's staff-only routes are routed, guarded by these credentials.
-    auth_setting: str = ""
-
-
-@dataclass(frozen=True)
-class Service:
-    """One service of the fleet and the processes it runs."""
-
-    name: str
-    settings: str  # Django settings module
-    asgi: str  # ASGI application for its HTTP face
-    inbox: bool = False  # runs an inbox worker
-    seed: bool = False  # has a seed_demo command
-    daemons: tuple[Daemon, ...] = ()
-
-
-# The fleet. compose.yaml and k8s/ are checked against this table by tests.
-SERVICES: tuple[Service, ...] = (
-    Service("ws-gateway", "ws_gateway.settings", "ws_gateway.asgi:application", seed=True),
-    Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
-    Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
-    # Two stats publishers: one publishes (Redis lease), the other takes over when it dies.
-    Service(
-        "dashboard",
-        "dashboard.settings",
-        "dashboard.asgi:application",
-        inbox=True,
-        daemons=(Daemon("publisher", ("stats_publisher",), copies=2),),
-    ),
-    Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
-    # The Celery worker (threads pool) and Flower (events on, /flower/, staff only).
-    Service(
-        "report-worker",
-        "report_worker.settings",
-        "report_worker.asgi:application",
-        daemons=(
-            Daemon("celery", ("celery_worker",)),
-            Daemon(
-                "flower",
-                ("flower",),
-                serves="flower",
-                port_setting="FLOWER_PORT",
-                auth_setting="FLOWER_BASIC_AUTH",
-            ),
-        ),
-    ),
-)
-
-
-def daphne_command(
-    asgi: str, *, bind: str, port: int, settings: Mapping[str, str] | None = None, python: str = "python"
-) -> list[str]:
-    """How every HTTP face runs daphne: here, in compose.yaml and in k8s/ (one definition).
-
-    `settings` overrides the declared defaults (the launcher passes its fleet's
-    environment; the generators pass none, so what they write does not depend on the
-    machine that ran them).
-    """
-    settings = settings or {}
-
-    def get(name: str) -> str:
-        return settings.get(name) or setting_default(name)
-
-    # daphne's own frame cap is a backstop 4x above ws-gateway's and above every route's
-    # own limit (routes.toml max_message_bytes): frames between the two are closed by
-    # ws-gateway with a clean 1009; autobahn fails far larger ones without a close frame.
-    max_bytes = max([4 * int(get("WS_MAX_MESSAGE_BYTES"))] + [2 * r.max_message_bytes for r in load_routes().websocket])
-    # No access log from daphne (-v 0): nginx's, which every request crosses first, is
-    # the access log and leaves query strings out; daphne's writes an HTTP request's
-    # whole URI, a ?token= included, and three lines per socket. Python logging is
-    # LOG_LEVEL's either way (settings_base.LOGGING).
-    return [
-        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", "0",
-        "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
-        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
-    ]  # fmt: skip
-
 
 _handed_out: set[int] = set()
 
@@ -158,6 +66,9 @@ class Program:
     http_port: int | None = None
     metrics_port: int | None = None
     priority: int = 100
+    kind: str = ""  # its fleet.Process name ("" for redis and nginx)
+    owner: str = ""  # the fleet service it belongs to
+    metrics_path: str = "/metrics"  # on metrics_port, or on http_port when it has none
 
 
 @dataclass
@@ -221,75 +132,44 @@ class Fleet:
                     priority=1,
                 )
             )
-        for svc in SERVICES:
-            copies = self.gateway_processes if svc.name == "ws-gateway" else 1
+        for proc in PROCESSES:
+            # Locally: GATEWAY_PROCESSES gateways, every other kind as many as it must run
+            # to do its job here (two publishers: one takes over from the other).
+            copies = self.gateway_processes if proc.role == Role.GATEWAY else proc.replicas
             for i in range(copies):
-                port, metrics_port = free_port(), free_port()
-                name = f"{svc.name}-{i}" if svc.name == "ws-gateway" else f"{svc.name}-http"
+                name = f"{proc.name}-{i}" if copies > 1 or proc.role == Role.GATEWAY else proc.name
+                # The service's own environment too (its database): every process is that service.
+                env = {
+                    "DJANGO_SETTINGS_MODULE": proc.service.settings,
+                    "SERVICE_NAME": name,
+                    **proc.env,
+                    **self.service_env.get(proc.service.name, {}),
+                }
+                http_port = free_port() if proc.http else None
+                metrics_port = free_port() if proc.own_metrics else None
+                if metrics_port:
+                    env["METRICS_PORT"] = str(metrics_port)
+                if proc.port_setting:
+                    env[proc.port_setting] = str(http_port)
+                command = proc.command(
+                    bind="127.0.0.1",
+                    port=http_port or 0,
+                    settings={**self.settings(), **self.service_env.get(proc.service.name, {})},
+                    python=py,
+                )
                 self.programs.append(
                     Program(
                         name,
-                        svc.name,
-                        daphne_command(
-                            svc.asgi,
-                            bind="127.0.0.1",
-                            port=port,
-                            settings={**self.settings(), **self.service_env.get(svc.name, {})},
-                            python=py,
-                        ),
-                        env={
-                            "DJANGO_SETTINGS_MODULE": svc.settings,
-                            "METRICS_PORT": str(metrics_port),
-                            "SERVICE_NAME": name,
-                            **self.service_env.get(svc.name, {}),
-                        },
-                        http_port=port,
+                        proc.serves or proc.service.name,
+                        command,
+                        env=env,
+                        http_port=http_port,
                         metrics_port=metrics_port,
+                        kind=proc.name,
+                        owner=proc.service.name,
+                        metrics_path=proc.metrics[1],
                     )
                 )
-            if svc.inbox:
-                metrics_port = free_port()
-                self.programs.append(
-                    Program(
-                        f"{svc.name}-inbox",
-                        svc.name,
-                        [py, "-m", "django", "inbox"],
-                        env={
-                            "DJANGO_SETTINGS_MODULE": svc.settings,
-                            "METRICS_PORT": str(metrics_port),
-                            "SERVICE_NAME": f"{svc.name}-inbox",
-                            **self.service_env.get(svc.name, {}),
-                        },
-                        metrics_port=metrics_port,
-                    )
-                )
-            for daemon in svc.daemons:
-                for i in range(daemon.copies):
-                    name = f"{svc.name}-{daemon.name}-{i}"
-                    # The service's own environment too (its database): a daemon is that service.
-                    env = {
-                        "DJANGO_SETTINGS_MODULE": svc.settings,
-                        "SERVICE_NAME": name,
-                        **self.service_env.get(svc.name, {}),
-                    }
-                    metrics_port = http_port = None
-                    if daemon.serves:
-                        # Its own HTTP server; it serves no switchboard /healthz port.
-                        http_port = free_port()
-                        env[daemon.port_setting] = str(http_port)
-                    else:
-                        metrics_port = free_port()
-                        env["METRICS_PORT"] = str(metrics_port)
-                    self.programs.append(
-                        Program(
-                            name,
-                            daemon.serves or svc.name,
-                            [py, "-m", "django", *daemon.command],
-                            env=env,
-                            http_port=http_port,
-                            metrics_port=metrics_port,
-                        )
-                    )
         upstreams: dict[str, list[str]] = {}
         for p in self.programs:
             if p.http_port:
@@ -306,7 +186,19 @@ class Fleet:
         )
         self.write_supervisor_conf()
         (self.run_dir / "ports.json").write_text(
-            json.dumps({p.name: {"http": p.http_port, "metrics": p.metrics_port} for p in self.programs}, indent=2)
+            json.dumps(
+                {
+                    p.name: {
+                        "http": p.http_port,
+                        "metrics": p.metrics_port,
+                        "kind": p.kind,
+                        "service": p.owner,
+                        "metrics_path": p.metrics_path,
+                    }
+                    for p in self.programs
+                },
+                indent=2,
+            )
         )
 
     def write_supervisor_conf(self) -> None:

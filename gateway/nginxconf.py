@@ -17,10 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
-from switchboard.routes import MAX_BODY_BYTES, RouteTable, load  # noqa: E402
+from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS, RouteTable, load  # noqa: E402
 
-# Above daphne's 20 s ping interval, so nginx never cuts a quiet but live socket.
-WS_READ_TIMEOUT_SECS = 3600
 COMMON_HEADERS = (
     "proxy_set_header Host $http_host;",
     "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -55,8 +53,8 @@ def render(
             lines += [
                 "proxy_set_header Upgrade $http_upgrade;",
                 "proxy_set_header Connection $connection_upgrade;",
-                f"proxy_read_timeout {WS_READ_TIMEOUT_SECS}s;",
-                f"proxy_send_timeout {WS_READ_TIMEOUT_SECS}s;",
+                f"proxy_read_timeout {PROXY_IDLE_TIMEOUT_SECONDS}s;",
+                f"proxy_send_timeout {PROXY_IDLE_TIMEOUT_SECONDS}s;",
                 "proxy_buffering off;",
             ]
         else:

@@ -1,21 +1,19 @@
-"""Writes k8s/base/ from the fleet's two tables: deploy/launcher.py's SERVICES and
-gateway/routes.toml. Nothing in k8s/base/ is edited by hand.
+"""Writes k8s/base/ from the fleet's two tables: deploy/fleet.py and gateway/routes.toml
+(read through switchboard.routes). Nothing in k8s/base/ is edited by hand.
 
     python k8s/generate.py          # rewrite k8s/base/
     python k8s/generate.py --check  # exit 1 if k8s/base/ is stale (make k8s-check)
 
-One process kind of the launcher = one Deployment: `<svc>-http` for each HTTP face
-(ws-gateway is just `ws-gateway`), `<svc>-inbox` for inbox workers, and
-`<svc>-<daemon>` for further daemons. Every pod exposes its metrics on port 9100
-(named `metrics`) through a Service labelled for the ServiceMonitor, so a service
-added to SERVICES shows up in Kubernetes and in Prometheus with one regeneration,
-and k8s/tests fail until then.
+One fleet.Process = one Deployment of the same name, with its command, probes,
+replicas, environment and (where it may) autoscaler from there. Every pod exposes its
+metrics (named port `metrics`, or Flower's under its prefix) through a Service
+labelled for the ServiceMonitor, so a process added to the fleet shows up in
+Kubernetes and in Prometheus with one regeneration, and k8s/tests fail until then.
 """
 
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import yaml
@@ -24,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "k8s" / "base"
 sys.path.insert(0, str(ROOT / "deploy"))
 
-from launcher import SERVICES, daphne_command  # noqa: E402
-from switchboard.routes import MAX_BODY_BYTES  # noqa: E402
+import fleet  # noqa: E402
+from fleet import HTTP_PORT, METRICS_PORT, PROCESSES, SERVICES, Process, Role  # noqa: E402
+
+from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
 
 
 def _block_strings(dumper, value: str):
@@ -37,19 +38,24 @@ def _block_strings(dumper, value: str):
 yaml.SafeDumper.add_representer(str, _block_strings)
 
 IMAGE = "switchboard"  # one image for every process; overlays pin its tag
-HTTP_PORT = 8000
-METRICS_PORT = 9100
 PART_OF = {"app.kubernetes.io/part-of": "switchboard"}
-# daphne closes sockets after 24 h by default; the Ingress allows one hour idle and
-# the pings every 20 s keep a live socket far from it.
-WS_TIMEOUT_SECONDS = 3600
 # Long enough for the gateway's drain (close every socket with 4000, then exit).
 GATEWAY_GRACE_SECONDS = 30
 PRE_STOP_SECONDS = 5
 # ingress-nginx calls this before a staff-only route (overlays set their namespace).
 STAFF_CHECK_URL = "http://ws-gateway.switchboard.svc.cluster.local/api/auth/check-staff/"
-# Daemons that scale with load (Celery workers); others are singletons or leased.
-AUTOSCALED_DAEMONS = {"celery"}
+# Each deployment-wide setting (fleet.DEPLOYMENT_SETTINGS) that is not a secret, as the
+# base ConfigMap gives it: only what differs from the code's defaults in a cluster, and
+# what compose sets too; overlays patch the rest.
+CONFIG_VALUES = {
+    "ALLOWED_HOSTS": "*",
+    "ALLOWED_ORIGINS": "https://switchboard.example.com",
+    "GATEWAY_URL": "http://ws-gateway",
+    "INBOX_SHARDS": "4",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+    "SWITCHBOARD_DATA_DIR": "/tmp/switchboard",
+}
 
 SECURITY_CONTEXT = {
     "runAsNonRoot": True,
@@ -83,64 +89,40 @@ def secret_env(name: str, key: str) -> dict:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": "switchboard-secrets", "key": key}}}
 
 
-def container(
-    workload: str,
-    service: str,
-    settings: str,
-    command: list[str],
-    role: str,
-    http: bool,
-    health: str = "/healthz",
-    ready: str = "/readyz",
-    own_metrics: bool = True,
-) -> dict:
-    # own_metrics=False: a third-party server (Flower) with /metrics on its HTTP port.
-    ports = [{"name": "metrics", "containerPort": METRICS_PORT}] if own_metrics else []
-    if http:
+def deployment_env(service: str) -> list[dict]:
+    """The deployment-wide settings that are secrets, by key, not envFrom: each service
+    gets only its own database."""
+    return [
+        secret_env(d.name, f"{d.secret}-{service}" if d.per_service else d.secret)
+        for d in fleet.DEPLOYMENT_SETTINGS
+        if d.secret
+    ]
+
+
+def probe(p: Process, which: str, **timing) -> dict:
+    spec = p.liveness if which == "liveness" else p.readiness
+    return {"httpGet": {"path": spec.path, "port": spec.port}, **timing}
+
+
+def container(p: Process) -> dict:
+    ports = [{"name": "metrics", "containerPort": METRICS_PORT}] if p.own_metrics else []
+    if p.http:
         ports.insert(0, {"name": "http", "containerPort": HTTP_PORT})
-    # Liveness asks only "does the process answer"; readiness on /readyz also asks
-    # Redis, so a Redis outage takes pods out of rotation without restarting them.
-    # Workers have no HTTP face: their metrics server's /healthz is their liveness.
-    probe_port = "http" if http else "metrics"
-    c = {
-        "name": workload,
+    return {
+        "name": p.name,
         "image": IMAGE,
-        "command": command,
+        "command": p.command(),
         "envFrom": [{"configMapRef": {"name": "switchboard-config"}}],
-        "env": [
-            # Secrets by key, not envFrom: each service gets only its own database.
-            secret_env("SWITCHBOARD_SECRET_KEY", "secret-key"),
-            secret_env("REDIS_URL", "redis-url"),
-            secret_env("DATABASE_URL", f"database-url-{service}"),
-            {"name": "DJANGO_SETTINGS_MODULE", "value": settings},
-            {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
-            {"name": "METRICS_HOST", "value": "0.0.0.0"},
-            {"name": "SERVICE_NAME", "value": workload},
-        ],
+        "env": deployment_env(p.service.name) + [{"name": k, "value": v} for k, v in p.container_env().items()],
         "ports": ports,
-        "livenessProbe": {
-            "httpGet": {"path": health, "port": probe_port},
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
-        "readinessProbe": {
-            "httpGet": {"path": ready if http else health, "port": probe_port},
-            "periodSeconds": 5,
-            "timeoutSeconds": 3,
-            "failureThreshold": 2,
-        },
-        "startupProbe": {
-            "httpGet": {"path": health, "port": probe_port},
-            "periodSeconds": 2,
-            "failureThreshold": 30,
-        },
-        "resources": RESOURCES[role],
+        "livenessProbe": probe(p, "liveness", periodSeconds=10, timeoutSeconds=3, failureThreshold=3),
+        "readinessProbe": probe(p, "readiness", periodSeconds=5, timeoutSeconds=3, failureThreshold=2),
+        "startupProbe": probe(p, "liveness", periodSeconds=2, failureThreshold=30),
+        "resources": RESOURCES["worker" if p.role == Role.WORKER else str(p.role)],
         "securityContext": SECURITY_CONTEXT,
         # read-only root: Python and Django only need a writable /tmp.
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    return c
 
 
 def deployment(
@@ -237,102 +219,33 @@ def pdb(workload: str) -> dict:
     }
 
 
-def workloads() -> list[dict]:
-    """Every process of the fleet as (name, service, role, http, command, settings)."""
-    out = []
-    for svc in SERVICES:
-        gateway = svc.name == "ws-gateway"
-        out.append(
-            {
-                "name": svc.name if gateway else f"{svc.name}-http",
-                "service": svc.name,
-                "role": "gateway" if gateway else "http",
-                "http": True,
-                "command": daphne_command(svc.asgi, bind="0.0.0.0", port=HTTP_PORT),
-                "settings": svc.settings,
-                "replicas": 2 if gateway else 1,
-                "autoscale": gateway,
-            }
-        )
-        if svc.inbox:
-            out.append(
-                {
-                    "name": f"{svc.name}-inbox",
-                    "service": svc.name,
-                    "role": "worker",
-                    "http": False,
-                    "command": ["python", "-m", "django", "inbox"],
-                    "settings": svc.settings,
-                    "replicas": 1,
-                    "autoscale": True,
-                }
-            )
-        for d in svc.daemons:
-            w = {
-                "name": f"{svc.name}-{d.name}",
-                "service": svc.name,
-                "role": "worker",
-                "http": False,
-                "command": ["python", "-m", "django", *d.command],
-                "settings": svc.settings,
-                "replicas": d.copies,
-                "autoscale": d.name in AUTOSCALED_DAEMONS,
-            }
-            if d.serves:
-                # A third-party HTTP server (Flower) routed under /<serves>/: its
-                # health and metrics live under that prefix, on its HTTP port.
-                prefix = route_prefix(d.serves)
-                w |= {
-                    "role": "http",
-                    "http": True,
-                    "serves": d.serves,
-                    "health": prefix + "healthcheck",
-                    "metrics_path": prefix + "metrics",
-                    "env": {d.port_setting: str(HTTP_PORT)},
-                }
-            out.append(w)
-    return out
-
-
-def route_prefix(upstream: str) -> str:
-    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
-    return next(r["prefix"] for r in table["http"] if r["service"] == upstream)
-
-
 def workload_docs() -> list[dict]:
     docs = []
-    for w in workloads():
-        third_party = "serves" in w
-        health = w.get("health", "/healthz")
-        c = container(
-            w["name"], w["service"], w["settings"], w["command"], w["role"], w["http"],
-            health=health, ready="/readyz" if not third_party else health, own_metrics=not third_party,
-        )  # fmt: skip
-        for name, value in w.get("env", {}).items():
-            c["env"].append({"name": name, "value": value})
-        if third_party:
-            c["env"] = [e for e in c["env"] if e["name"] != "METRICS_PORT"]
-        grace = GATEWAY_GRACE_SECONDS if w["role"] == "gateway" else 20
-        if w["role"] == "gateway":
+    for p in PROCESSES:
+        c = container(p)
+        grace = 20
+        if p.role == Role.GATEWAY:
+            grace = GATEWAY_GRACE_SECONDS
             # The endpoint removal takes a few seconds to reach ingress-nginx: keep
             # serving until then, so no new socket lands on a pod that is draining.
             c["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
-        metrics = (HTTP_PORT, w["metrics_path"]) if third_party else (METRICS_PORT, "/metrics")
-        docs.append(deployment(w["name"], w["service"], w["role"], c, w["replicas"], grace, *metrics))
-        docs.append(service(w["name"], w["service"], w["role"], w["http"], w.get("serves", "true")))
-        if w["replicas"] > 1 or w["autoscale"]:
-            docs.append(pdb(w["name"]))
-        if w["autoscale"]:
-            docs.append(hpa(w["name"], w["replicas"], 10 if w["role"] == "gateway" else 4))
+        port_name, path = p.metrics
+        metrics_port = {"http": HTTP_PORT, "metrics": METRICS_PORT}[port_name]
+        docs.append(deployment(p.name, p.service.name, str(p.role), c, p.replicas, grace, metrics_port, path))
+        docs.append(service(p.name, p.service.name, str(p.role), p.http, "true" if p.own_metrics else p.serves))
+        if p.replicas > 1 or p.autoscaled:
+            docs.append(pdb(p.name))
+        if p.autoscaled:
+            docs.append(hpa(p.name, p.replicas, p.autoscale_max))
     return docs
 
 
 def service_monitors() -> list[dict]:
     """One ServiceMonitor for our own /metrics ports, one per third-party server."""
     endpoints = {"true": ("metrics", "/metrics")}
-    for w in workloads():
-        if "serves" in w:
-            endpoints[w["serves"]] = ("metrics", w["metrics_path"])
+    for p in PROCESSES:
+        if not p.own_metrics:
+            endpoints[p.serves] = ("metrics", p.metrics[1])
     return [
         {
             "apiVersion": "monitoring.coreos.com/v1",
@@ -369,13 +282,12 @@ def ingress() -> list[dict]:
     """The route table's [[http]] prefixes, to the same services nginx routes them to;
     staff-only prefixes in a second Ingress that asks ws-gateway first, as nginx's
     auth_request does locally."""
-    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
-    by_name = {w.get("serves", w["service"]): w["name"] for w in workloads() if w["http"]}
+    by_name = {p.serves: p.name for p in PROCESSES if p.http}
     common = {
         # WebSockets: ingress-nginx upgrades by itself; these keep idle sockets open
         # (its 60 s default would cut them between pings) and stream frames.
-        "nginx.ingress.kubernetes.io/proxy-read-timeout": str(WS_TIMEOUT_SECONDS),
-        "nginx.ingress.kubernetes.io/proxy-send-timeout": str(WS_TIMEOUT_SECONDS),
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": str(PROXY_IDLE_TIMEOUT_SECONDS),
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": str(PROXY_IDLE_TIMEOUT_SECONDS),
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
         "nginx.ingress.kubernetes.io/proxy-body-size": str(MAX_BODY_BYTES),  # as gateway/nginxconf.py
     }
@@ -383,13 +295,13 @@ def ingress() -> list[dict]:
     for staff in (False, True):
         paths = [
             {
-                "path": r["prefix"],
+                "path": r.prefix,
                 "pathType": "Prefix",
                 # Always the `http` port: metrics ports are never behind the Ingress.
-                "backend": {"service": {"name": by_name[r["service"]], "port": {"name": "http"}}},
+                "backend": {"service": {"name": by_name[r.service], "port": {"name": "http"}}},
             }
-            for r in table["http"]
-            if bool(r.get("staff_only")) == staff
+            for r in load_routes().http
+            if r.staff_only == staff
         ]
         if not paths:
             continue
@@ -478,17 +390,20 @@ def migrate_jobs() -> list[dict]:
     """One Job per service migrates its own database; apply it before the Deployments roll."""
     jobs = []
     for svc in SERVICES:
-        c = container(
-            f"migrate-{svc.name}",
-            svc.name,
-            svc.settings,
-            ["python", "-m", "django", "migrate", "--noinput"],
-            "worker",
-            False,
-        )
-        for key in ("livenessProbe", "readinessProbe", "startupProbe", "ports"):
-            c.pop(key)  # run to completion: nothing to probe or scrape
-        c["env"] = [e for e in c["env"] if e["name"] not in ("METRICS_PORT", "METRICS_HOST")]
+        c = {
+            "name": f"migrate-{svc.name}",
+            "image": IMAGE,
+            "command": ["python", "-m", "django", "migrate", "--noinput"],
+            "envFrom": [{"configMapRef": {"name": "switchboard-config"}}],
+            "env": deployment_env(svc.name)
+            + [
+                {"name": "DJANGO_SETTINGS_MODULE", "value": svc.settings},
+                {"name": "SERVICE_NAME", "value": f"{svc.name}-migrate"},
+            ],
+            "resources": RESOURCES["worker"],
+            "securityContext": SECURITY_CONTEXT,
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }
         jobs.append(
             {
                 "apiVersion": "batch/v1",
@@ -514,19 +429,11 @@ def migrate_jobs() -> list[dict]:
 
 
 def config_map() -> dict:
-    # Only what differs from the code's defaults in a cluster; overlays patch the rest.
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": "switchboard-config", "labels": PART_OF},
-        "data": {
-            "ALLOWED_HOSTS": "*",
-            "ALLOWED_ORIGINS": "https://switchboard.example.com",
-            "GATEWAY_URL": "http://ws-gateway",
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
-            "SWITCHBOARD_DATA_DIR": "/tmp/switchboard",
-        },
+        "data": {d.name: CONFIG_VALUES[d.name] for d in fleet.DEPLOYMENT_SETTINGS if not d.secret},
     }
 
 
@@ -538,7 +445,7 @@ FILES = {
     "configmap.yaml": lambda: [config_map()],
 }
 
-HEADER = "# Generated by k8s/generate.py from deploy/launcher.py SERVICES and gateway/routes.toml. Do not edit.\n"
+HEADER = "# Generated by k8s/generate.py from deploy/fleet.py and gateway/routes.toml. Do not edit.\n"
 
 
 def prometheus_rule() -> dict:
@@ -560,8 +467,7 @@ def dev_secret() -> dict:
         "postgres-password": "dev-postgres",
     }
     for svc in SERVICES:
-        db = svc.name.replace("-", "_")
-        data[f"database-url-{svc.name}"] = f"postgres://switchboard:dev-postgres@postgres:5432/{db}"
+        data[f"database-url-{svc.name}"] = f"postgres://switchboard:dev-postgres@postgres:5432/{svc.db_name}"
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -572,7 +478,7 @@ def dev_secret() -> dict:
 
 
 def dev_databases() -> dict:
-    sql = "".join(f"CREATE DATABASE {svc.name.replace('-', '_')};\n" for svc in SERVICES)
+    sql = "".join(f"CREATE DATABASE {svc.db_name};\n" for svc in SERVICES)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -591,16 +497,14 @@ def render() -> dict[str, str]:
         },
         sort_keys=False,
     )
-    dev_header = (
-        "# Generated by k8s/generate.py from deploy/launcher.py SERVICES. Example values only: never real secrets.\n"
-    )
+    dev_header = "# Generated by k8s/generate.py from deploy/fleet.py. Example values only: never real secrets.\n"
     out["../overlays/dev/secret.yaml"] = dev_header + yaml.safe_dump(dev_secret(), sort_keys=False)
     out["../overlays/dev/postgres-init.yaml"] = dev_header + yaml.safe_dump(dev_databases(), sort_keys=False)
     out["../components/monitoring/servicemonitor.yaml"] = HEADER + yaml.safe_dump_all(
         service_monitors(), sort_keys=False
     )
     out["../components/monitoring/prometheusrule.yaml"] = HEADER.replace(
-        "SERVICES and gateway/routes.toml", "deploy/prometheus/alerts.yml"
+        "deploy/fleet.py and gateway/routes.toml", "deploy/prometheus/alerts.yml"
     ) + yaml.safe_dump(prometheus_rule(), sort_keys=False)
     return out
 

@@ -137,12 +137,12 @@ async def test_restarting_chat_keeps_every_socket_and_loses_no_message(stack, to
     bob = await Client.connect(room_url(stack, room), tokens["bob"])
     for c in (alice, bob):
         await c.next_of("history", timeout=15)
-    restart = asyncio.create_task(asyncio.to_thread(stack.compose, "restart", "chat", "chat-inbox"))
+    restart = asyncio.create_task(asyncio.to_thread(stack.compose, "restart", "chat-http", "chat-inbox"))
     await asyncio.sleep(1)  # the stop is under way: these wait in the inbox
     texts = {f"r{i}": f"during restart {i}" for i in range(5)}
     seqs = await send_until_stored(alice, texts)
     await restart
-    stack.wait_healthy("chat")
+    stack.wait_healthy("chat-http")
     texts2 = {"after": "after restart"}
     seqs.update(await send_until_stored(alice, texts2))
     for _ in range(6):

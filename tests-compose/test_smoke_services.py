@@ -38,8 +38,8 @@ async def test_a_notification_reaches_its_user_also_across_a_restart_of_the_serv
     first = notify(stack, tokens, "before")
     await tab.next_of("notification", id=first, timeout=15)
     # As `docker-compose restart chat` in test_smoke: the HTTP face and the worker.
-    await asyncio.to_thread(stack.compose, "restart", "notification", "notification-inbox")
-    stack.wait_healthy("notification")
+    await asyncio.to_thread(stack.compose, "restart", "notification-http", "notification-inbox")
+    stack.wait_healthy("notification-http")
     stack.wait_healthy("notification-inbox")
     second = notify(stack, tokens, "after")
     await tab.next_of("notification", id=second, timeout=30)

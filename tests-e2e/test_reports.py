@@ -162,6 +162,6 @@ async def test_flower_is_for_staff_only(fleet, tokens):
             await asyncio.sleep(1)
         assert res.json(), "Flower knows no worker"
     # Prometheus scrapes Flower's port directly: Celery task states are there.
-    port = fleet.program("report-worker-flower-0").http_port
+    port = fleet.program("report-worker-flower").http_port
     metrics = httpx.get(f"http://127.0.0.1:{port}/flower/metrics", timeout=30)
     assert metrics.status_code == 200 and "flower_events_total" in metrics.text

@@ -1,6 +1,6 @@
 """compose.yaml agrees with the fleet's two sources of truth, without Docker.
 
-The launcher's SERVICES table and gateway/routes.toml make compose.yaml (by
+deploy/fleet.py and gateway/routes.toml make compose.yaml (by
 deploy/composegen.py) and the stand-in gateway's nginx config. These tests fail when
 compose.yaml is stale or hand-edited, when a route would reach a different service
 through nginx-proxy (VIRTUAL_PATH) than through the generated nginx config, and when
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import composegen
 import pytest
+from fleet import PROCESSES, SERVICES
 
-from launcher import SERVICES
 from switchboard.routes import load as load_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +59,8 @@ def test_prometheus_config_is_generated_too():
 
 
 def route_service_of(compose_service: str) -> str:
-    """The routes.toml service a compose service serves: its own name, or what a
-    daemon `serves` (report-worker-flower serves `flower`)."""
-    for svc in SERVICES:
-        for d in svc.daemons:
-            if f"{svc.name}-{d.name}" == compose_service and getattr(d, "serves", ""):
-                return d.serves
-    return compose_service
+    """The routes.toml service a compose service (a fleet process) serves."""
+    return next(p.serves for p in PROCESSES if p.name == compose_service)
 
 
 @pytest.mark.parametrize("route", load_routes().http, ids=lambda r: r.prefix)
@@ -95,20 +90,21 @@ def test_every_virtual_path_is_a_route_of_the_table():
 @pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.name)
 def test_every_service_of_the_table_runs_its_processes_in_compose(svc):
     names = compose_services()
-    expected = [svc.name, f"{svc.name}-migrate"] + ([f"{svc.name}-inbox"] if svc.inbox else [])
-    expected += [f"{svc.name}-{d.name}" for d in svc.daemons]
+    expected = [f"{svc.name}-migrate"] + [p.name for p in PROCESSES if p.service == svc]
+    assert len(expected) >= 2
     for name in expected:
         assert name in names, f"compose.yaml lacks {name}"
         assert f"DJANGO_SETTINGS_MODULE: {svc.settings}" in names[name]
-        assert f"@postgres:5432/{composegen.db_name(svc)}\n" in names[name]
-    assert "healthcheck:" in names[svc.name] and "condition: service_healthy" in names[svc.name]
-    assert composegen.db_name(svc) in names["postgres"].split("SWITCHBOARD_DATABASES: ")[1].split("\n")[0].split(",")
+        assert f"@postgres:5432/{svc.db_name}\n" in names[name]
+    for p in PROCESSES:
+        if p.service == svc:
+            assert "healthcheck:" in names[p.name] and "condition: service_healthy" in names[p.name]
+    assert svc.db_name in names["postgres"].split("SWITCHBOARD_DATABASES: ")[1].split("\n")[0].split(",")
 
 
 def test_no_compose_service_outside_the_table():
-    known = {"proxy", "redis", "postgres", "prometheus"}
-    for svc in SERVICES:
-        known |= {svc.name, f"{svc.name}-migrate", f"{svc.name}-inbox"} | {f"{svc.name}-{d.name}" for d in svc.daemons}
+    known = {"proxy", "redis", "postgres", "prometheus"} | {p.name for p in PROCESSES}
+    known |= {f"{svc.name}-migrate" for svc in SERVICES}
     assert set(compose_services()) <= known
 
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import render
 import yaml
+from fleet import PROCESSES
 
-from launcher import SERVICES, Fleet
+from launcher import Fleet
 from switchboard.config import SETTINGS
+from switchboard.routes import load as load_routes
 from ws_gateway.drain import DRAIN_SECONDS
 
 K8S = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def containers(objects):
 
 
 def test_base_is_generated_from_the_tables():
-    """A service added to launcher.SERVICES or a route to routes.toml without
+    """A process added to deploy/fleet.py or a route to routes.toml without
     `make k8s-generate` fails here."""
     result = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -145,7 +146,6 @@ def test_every_launcher_process_runs_in_every_overlay(rendered, tmp_path):
 
 def test_ingress_paths_equal_the_route_table(overlay):
     name, objects = overlay
-    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
     ingresses = by_name(objects, "Ingress")
     deployments = by_name(objects, "Deployment")
     routed = []
@@ -162,7 +162,7 @@ def test_ingress_paths_equal_the_route_table(overlay):
                 assert p["backend"]["service"]["port"] == {"name": "http"}
                 assert p["backend"]["service"]["name"] in deployments
                 routed.append((p["path"], ing["metadata"]["name"]))
-    expected = [(r["prefix"], "switchboard-staff" if r.get("staff_only") else "switchboard") for r in table["http"]]
+    expected = [(r.prefix, "switchboard-staff" if r.staff_only else "switchboard") for r in load_routes().http]
     assert sorted(routed) == sorted(expected)
     assert not any(path.startswith("/metrics") for path, _ in routed)
     if "switchboard-staff" in ingresses:
@@ -174,7 +174,6 @@ def test_ingress_paths_equal_the_route_table(overlay):
 def test_ingress_backends_are_the_services_nginx_uses(tmp_path):
     """The same upstream for each prefix as the local nginx (launcher program -> k8s workload)."""
     objects = render.build(K8S / "overlays" / "prod")
-    table = tomllib.loads((ROOT / "gateway" / "routes.toml").read_text())
     backends = {
         p["path"]: p["backend"]["service"]["name"]
         for ing in of_kind(objects, "Ingress")
@@ -185,8 +184,8 @@ def test_ingress_backends_are_the_services_nginx_uses(tmp_path):
     for p in launcher_programs(tmp_path):
         if p.http_port:
             upstream_programs.setdefault(p.service, set()).add(program_kind(p.name))
-    for r in table["http"]:
-        assert {backends[r["prefix"]]} == upstream_programs[r["service"]], r
+    for r in load_routes().http:
+        assert {backends[r.prefix]} == upstream_programs[r.service], r
 
 
 def test_every_container_is_probed_bounded_and_unprivileged(overlay):
@@ -249,9 +248,8 @@ def test_gateway_and_workers_scale_and_survive_disruption(rendered):
         hpas = by_name(objects, "HorizontalPodAutoscaler")
         pdbs = by_name(objects, "PodDisruptionBudget")
         assert "ws-gateway" in hpas and "ws-gateway" in pdbs, name
-        for svc in SERVICES:
-            if svc.inbox:
-                assert f"{svc.name}-inbox" in hpas, (name, svc.name)
+        # An autoscaler on each process kind the fleet autoscales, and on nothing else.
+        assert set(hpas) == {p.name for p in PROCESSES if p.autoscaled}, name
     prod = by_name(rendered["prod"], "Deployment")
     assert prod["ws-gateway"]["spec"]["replicas"] >= 3
     assert by_name(rendered["prod"], "HorizontalPodAutoscaler")["ws-gateway"]["spec"]["minReplicas"] >= 3

@@ -70,6 +70,10 @@ class ParamType:
 # allows (collab's 1,000,000-character document, JSON-escaped), so an oversized field
 # is refused by the service with its JSON 400, never by nginx's HTML 413.
 MAX_BODY_BYTES = 8 * 2**20
+# How long every proxy in front (nginx here, nginx-proxy in compose, ingress-nginx)
+# keeps a quiet connection: far above daphne's ping interval (WS_PING_INTERVAL_SECONDS),
+# so a live socket is never cut between pings.
+PROXY_IDLE_TIMEOUT_SECONDS = 3600
 
 
 @dataclass(frozen=True)

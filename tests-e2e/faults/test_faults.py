@@ -54,7 +54,7 @@ async def celery_sigkill(fleet, loads):
     # acks_late + task_reject_on_worker_lost leave the task on the broker, which gives
     # it back after CELERY_VISIBILITY_TIMEOUT_SECONDS (fleetenv.py: 10 s).
     await loads["reports"].request()
-    fleet.kill("report-worker-celery-0", signal.SIGKILL)
+    fleet.kill("report-worker-celery", signal.SIGKILL)
     return "mid-report; supervisord restarts it, the broker redelivers"
 
 

@@ -1,0 +1,353 @@
+"""The fleet: every process Switchboard runs, described once.
+
+Owns the table of services (SERVICES) and its expansion into process kinds
+(PROCESSES): for each one its name, owning service, role, command, ports, the
+environment it gets in a container, its replicas, how it may scale (and so whether
+it may autoscale), its probes and the storage it shares with others. Three
+deployments are generated from it and from nothing else of the kind:
+
+* deploy/launcher.py  (`make run`, the e2e tests): programs under supervisord;
+* deploy/composegen.py (compose.yaml): one compose service per process kind;
+* k8s/generate.py (k8s/base): one Deployment (+ Service, PDB, HPA) per process kind.
+
+Each of those adds only what is its own (free ports and supervisord; nginx-proxy's
+variables; Kubernetes objects). The deployment-wide settings every process gets
+(secrets, the service-to-service address, ...) are DEPLOYMENT_SETTINGS; the route
+table stays gateway/routes.toml, read through switchboard.routes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "services"))
+
+from switchboard.config import default as setting_default  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
+
+# Ports inside a container (compose, k8s): every HTTP server on HTTP_PORT, every
+# process's own /metrics and /healthz on METRICS_PORT. The launcher picks free ones.
+HTTP_PORT = 8000
+METRICS_PORT = 9100
+# Inbox workers may run as several replicas only when each shard has one owner at a
+# time (shard ownership with fencing, issue 17): until then two replicas consume one
+# shard concurrently and break per-key order, so nothing may scale them.
+INBOX_SHARD_OWNERSHIP = False
+
+
+class Role(StrEnum):
+    GATEWAY = "gateway"  # ws-gateway: the sockets
+    HTTP = "http"  # a service's HTTP face (or a third-party HTTP server: Flower)
+    WORKER = "worker"  # no routed HTTP: inbox workers, Celery, the stats publisher
+
+
+class Scaling(StrEnum):
+    """How many replicas of a process kind may run, and so whether it may autoscale."""
+
+    STATELESS = "stateless"  # any number; any replica serves any request
+    SHARDED = "sharded"  # consumes inbox shards: one owner per shard (INBOX_SHARD_OWNERSHIP)
+    LEASED = "leased"  # several for failover, one active at a time (a Redis lease)
+    SINGLE = "single"  # exactly one
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    port: str  # "http" or "metrics"
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A further long-running process of a service: `python -m django <command>`."""
+
+    name: str
+    command: tuple[str, ...]
+    replicas: int = 1
+    scaling: Scaling = Scaling.SINGLE
+    autoscale_max: int = 0  # >0: an autoscaler between `replicas` and this
+    # An HTTP server of its own (Flower): `serves` is the routes.toml service routed to
+    # it, `port_setting` the setting that gives it its port.
+    serves: str = ""
+    port_setting: str = ""
+    # The setting with credentials the process checks itself (Flower's basic auth). Where
+    # the proxy cannot ask ws-gateway for the staff check (nginx-proxy in compose), only
+    # such a process's staff-only routes are routed, guarded by these credentials.
+    auth_setting: str = ""
+    # Files it writes that another process kind of the service reads (see Process.shares).
+    shares: str = ""
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the fleet and the processes it runs."""
+
+    name: str
+    settings: str  # Django settings module
+    asgi: str  # ASGI application for its HTTP face
+    inbox: bool = False  # runs an inbox worker
+    seed: bool = False  # has a seed_demo command
+    daemons: tuple[Daemon, ...] = ()
+    http_replicas: int = 1
+    http_autoscale_max: int = 0
+    http_shares: str = ""
+
+    @property
+    def db_name(self) -> str:
+        return self.name.replace("-", "_")
+
+
+# The fleet.
+SERVICES: tuple[Service, ...] = (
+    # Two gateways: losing one reconnects half the sockets, not all.
+    Service(
+        "ws-gateway",
+        "ws_gateway.settings",
+        "ws_gateway.asgi:application",
+        seed=True,
+        http_replicas=2,
+        http_autoscale_max=10,
+    ),
+    Service("chat", "chat.settings", "chat.asgi:application", inbox=True, seed=True),
+    Service("collab", "collab.settings", "collab.asgi:application", inbox=True, seed=True),
+    # Two stats publishers: one publishes (Redis lease), the other takes over when it dies.
+    Service(
+        "dashboard",
+        "dashboard.settings",
+        "dashboard.asgi:application",
+        inbox=True,
+        daemons=(Daemon("publisher", ("stats_publisher",), replicas=2, scaling=Scaling.LEASED),),
+    ),
+    Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
+    # The Celery worker (threads pool) scales with the report queue; Flower (events on,
+    # /flower/, staff only) is one. The HTTP face serves the report files the worker writes.
+    Service(
+        "report-worker",
+        "report_worker.settings",
+        "report_worker.asgi:application",
+        http_shares="report files",
+        daemons=(
+            Daemon(
+                "celery",
+                ("celery_worker",),
+                scaling=Scaling.STATELESS,
+                autoscale_max=4,
+                shares="report files",
+            ),
+            Daemon(
+                "flower",
+                ("flower",),
+                serves="flower",
+                port_setting="FLOWER_PORT",
+                auth_setting="FLOWER_BASIC_AUTH",
+            ),
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process kind: a compose service, a k8s Deployment, launcher programs."""
+
+    name: str
+    service: Service
+    role: Role
+    # `python -m django <args>`; empty: daphne serving service.asgi (an HTTP face).
+    django: tuple[str, ...] = ()
+    serves: str = ""  # the routes.toml service routed to its HTTP port ("": none)
+    port_setting: str = ""  # the setting with its HTTP port ("": daphne's -p)
+    auth_setting: str = ""
+    replicas: int = 1  # in a deployment (compose, k8s base)
+    scaling: Scaling = Scaling.SINGLE
+    autoscale_max: int = 0
+    # What it keeps on disk that another process or replica reads ("": nothing). A
+    # deployment must give every such process one storage all of them read.
+    shares: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def http(self) -> bool:
+        return bool(self.serves)
+
+    @property
+    def own_metrics(self) -> bool:
+        """Serves switchboard's /metrics and /healthz on METRICS_PORT (a third-party
+        HTTP server, Flower, has its own under its route prefix instead)."""
+        return not self.port_setting
+
+    @property
+    def prefix(self) -> str:
+        """The first route prefix of what it serves (Flower: /flower/)."""
+        return next(r.prefix for r in load_routes().http if r.service == self.serves)
+
+    @property
+    def metrics(self) -> tuple[str, str]:
+        """(port name, path) of its /metrics."""
+        return ("metrics", "/metrics") if self.own_metrics else ("http", self.prefix + "metrics")
+
+    @property
+    def liveness(self) -> Probe:
+        """Does the process answer. Workers: their metrics server's /healthz."""
+        if not self.own_metrics:
+            return Probe(self.prefix + "healthcheck", "http")
+        return Probe("/healthz", "http" if self.http else "metrics")
+
+    @property
+    def readiness(self) -> Probe:
+        """HTTP faces are ready only with Redis (/readyz): an outage takes them out of
+        rotation without restarting them."""
+        if self.http and self.own_metrics:
+            return Probe("/readyz", "http")
+        return self.liveness
+
+    @property
+    def may_scale(self) -> bool:
+        """More than one replica keeps every guarantee."""
+        if self.scaling == Scaling.SHARDED:
+            return INBOX_SHARD_OWNERSHIP
+        return self.scaling in (Scaling.STATELESS, Scaling.LEASED)
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.autoscale_max > 0
+
+    def command(
+        self,
+        *,
+        bind: str = "0.0.0.0",
+        port: int = HTTP_PORT,
+        settings: Mapping[str, str] | None = None,
+        python: str = "python",
+    ) -> list[str]:
+        if self.django:
+            return [python, "-m", "django", *self.django]
+        return daphne_command(self.service.asgi, bind=bind, port=port, settings=settings, python=python)
+
+    def container_env(self) -> dict[str, str]:
+        """The variables of this process, not of the deployment, in a container."""
+        env = {"DJANGO_SETTINGS_MODULE": self.service.settings, "SERVICE_NAME": self.name, **self.env}
+        if self.own_metrics:
+            env |= {"METRICS_PORT": str(METRICS_PORT), "METRICS_HOST": "0.0.0.0"}
+        if self.port_setting:
+            env[self.port_setting] = str(HTTP_PORT)
+        return env
+
+
+def _expand(services: tuple[Service, ...]) -> tuple[Process, ...]:
+    out = []
+    for svc in services:
+        gateway = svc.name == "ws-gateway"
+        out.append(
+            Process(
+                svc.name if gateway else f"{svc.name}-http",
+                svc,
+                Role.GATEWAY if gateway else Role.HTTP,
+                serves=svc.name,
+                replicas=svc.http_replicas,
+                scaling=Scaling.STATELESS,
+                autoscale_max=svc.http_autoscale_max,
+                shares=svc.http_shares,
+            )
+        )
+        if svc.inbox:
+            # Scaled by hand or by an autoscaler only once shard ownership holds.
+            out.append(
+                Process(
+                    f"{svc.name}-inbox",
+                    svc,
+                    Role.WORKER,
+                    ("inbox",),
+                    scaling=Scaling.SHARDED,
+                    autoscale_max=4 if INBOX_SHARD_OWNERSHIP else 0,
+                )
+            )
+        for d in svc.daemons:
+            out.append(
+                Process(
+                    f"{svc.name}-{d.name}",
+                    svc,
+                    Role.HTTP if d.serves else Role.WORKER,
+                    d.command,
+                    serves=d.serves,
+                    port_setting=d.port_setting,
+                    auth_setting=d.auth_setting,
+                    replicas=d.replicas,
+                    scaling=d.scaling,
+                    autoscale_max=d.autoscale_max,
+                    shares=d.shares,
+                )
+            )
+    return tuple(out)
+
+
+PROCESSES: tuple[Process, ...] = _expand(SERVICES)
+
+
+def process(name: str) -> Process:
+    return next(p for p in PROCESSES if p.name == name)
+
+
+def serving(route_service: str) -> Process:
+    """The process kind that serves a routes.toml service's HTTP routes."""
+    return next(p for p in PROCESSES if p.serves == route_service)
+
+
+@dataclass(frozen=True)
+class DeploymentSetting:
+    """A setting every process of a container deployment gets from the deployment."""
+
+    name: str
+    secret: str = ""  # its key in the deployment's secret ("": plain config)
+    per_service: bool = False  # one value per service (its own database)
+
+
+# What compose's x-app-env and k8s's ConfigMap + Secret give every process. A process's
+# own variables are Process.container_env().
+DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
+    DeploymentSetting("SWITCHBOARD_SECRET_KEY", secret="secret-key"),
+    DeploymentSetting("REDIS_URL", secret="redis-url"),
+    DeploymentSetting("DATABASE_URL", secret="database-url", per_service=True),
+    DeploymentSetting("ALLOWED_HOSTS"),
+    DeploymentSetting("ALLOWED_ORIGINS"),
+    DeploymentSetting("GATEWAY_URL"),
+    DeploymentSetting("INBOX_SHARDS"),
+    DeploymentSetting("LOG_LEVEL"),
+    DeploymentSetting("LOG_FORMAT"),
+    # Where report files and SQLite live: a process whose `shares` is set needs it on
+    # storage every process of its service reads.
+    DeploymentSetting("SWITCHBOARD_DATA_DIR"),
+)
+
+
+def daphne_command(
+    asgi: str, *, bind: str, port: int, settings: Mapping[str, str] | None = None, python: str = "python"
+) -> list[str]:
+    """How every HTTP face runs daphne: here, in compose.yaml and in k8s/ (one definition).
+
+    `settings` overrides the declared defaults (the launcher passes its fleet's
+    environment; the generators pass none, so what they write does not depend on the
+    machine that ran them).
+    """
+    settings = settings or {}
+
+    def get(name: str) -> str:
+        return settings.get(name) or setting_default(name)
+
+    # daphne's own frame cap is a backstop 4x above ws-gateway's and above every route's
+    # own limit (routes.toml max_message_bytes): frames between the two are closed by
+    # ws-gateway with a clean 1009; autobahn fails far larger ones without a close frame.
+    max_bytes = max([4 * int(get("WS_MAX_MESSAGE_BYTES"))] + [2 * r.max_message_bytes for r in load_routes().websocket])
+    # No access log from daphne (-v 0): nginx's, which every request crosses first, is
+    # the access log and leaves query strings out; daphne's writes an HTTP request's
+    # whole URI, a ?token= included, and three lines per socket. Python logging is
+    # LOG_LEVEL's either way (settings_base.LOGGING).
+    return [
+        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", "0",
+        "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
+        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
+    ]  # fmt: skip
