@@ -119,7 +119,7 @@ compose-test: venv web  ## the fleet in real containers here (local base image a
 k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
 	$(PY) k8s/generate.py
 
-k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes
+k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes and what they mean (k8s/checks.py)
 	$(PY) k8s/generate.py --check
 	$(BIN)/pytest k8s/tests
 

@@ -112,7 +112,7 @@ async def test_worker_killed_mid_report_is_restarted_and_the_report_completes(fl
     tasks = await Client.connect(f"{fleet.ws_url}/ws/tasks/", tokens["alice"])
     task_id = await request_report(fleet, tokens["alice"], {"type": "chat_transcript", "room": slug})
     await tasks.next_of("task_update", timeout=60, task_id=task_id, status="progress")
-    fleet.kill("report-worker-celery-0")  # SIGKILL; supervisord starts it again
+    fleet.kill("report-worker-celery")  # SIGKILL; supervisord starts it again
     # The broker gives the unacknowledged task back after the visibility timeout (10 s).
     frames = await updates_until_done(tasks, task_id, timeout=120)
     await tasks.close()

@@ -1,0 +1,230 @@
+"""What the rendered manifests mean, checked against the fleet (deploy/fleet.py), the
+route table and compose.yaml: the defects a schema check cannot see.
+
+    python k8s/checks.py k8s/overlays/dev k8s/overlays/prod   # make k8s-check
+
+* every URL setting resolves to a Service of the deployment, and every path a service
+  calls through it reaches, by the route table, the process that serves it;
+* no pod-local volume (emptyDir) holds files another pod reads;
+* every Deployment with an autoscaler, or more than one replica, may scale;
+* the env of each workload equals what compose runs for it.
+
+Each function returns the problems it found ([]: none), as sentences for an operator.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+K8S = Path(__file__).resolve().parent
+ROOT = K8S.parent
+sys.path.insert(0, str(ROOT / "deploy"))
+sys.path.insert(0, str(K8S))
+
+import render  # noqa: E402
+from fleet import DEPLOYMENT_SETTINGS, PROCESSES  # noqa: E402
+from switchboard.config import SETTINGS  # noqa: E402
+from switchboard.routes import load as load_routes  # noqa: E402
+
+BY_NAME = {p.name: p for p in PROCESSES}
+# Variables of compose.yaml that are nginx-proxy's (its routing), not the process's.
+PROXY_VARIABLES = re.compile(r"^VIRTUAL_")
+
+
+def of_kind(objects: list[dict], kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def config(objects: list[dict]) -> dict[str, str]:
+    return of_kind(objects, "ConfigMap").get("switchboard-config", {}).get("data", {})
+
+
+def pod_env(objects: list[dict], deployment: dict) -> dict[str, str | None]:
+    """A container's variables as the pod sees them: the ConfigMaps it loads, then its
+    own env (None: from a Secret)."""
+    maps = of_kind(objects, "ConfigMap")
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str | None] = {}
+    for source in c.get("envFrom", []):
+        ref = source.get("configMapRef")
+        if ref:
+            env.update(maps.get(ref["name"], {}).get("data", {}))
+    for e in c.get("env", []):
+        env[e["name"]] = e.get("value")
+    return env
+
+
+# ------------------------------------------------------------------ addresses ----
+def service_calls() -> dict[str, set[str]]:
+    """URL setting -> the paths the services' code calls through it: each literal
+    "/api/..." of a module that reads the setting (up to its first path parameter)."""
+    calls: dict[str, set[str]] = {}
+    names = [s.name for s in SETTINGS if s.name.endswith("_URL")]
+    for path in (ROOT / "services").glob("*/**/*.py"):
+        if "tests" in path.parts or "migrations" in path.parts:
+            continue
+        text = path.read_text()
+        for name in names:
+            if f'"{name}"' in text or f"'{name}'" in text:
+                for m in re.finditer(r"""["'}](/api/[^"'{\s]*)""", text):
+                    calls.setdefault(name, set()).add(m.group(1))
+    return calls
+
+
+def route_of(path: str):
+    """The http route a path takes: the longest prefix, as nginx and the Ingress pick it."""
+    routes = [r for r in load_routes().http if path.startswith(r.prefix)]
+    return max(routes, key=lambda r: len(r.prefix)) if routes else None
+
+
+def service_name(host: str, namespace: str | None) -> str | None:
+    """`name`, `name.ns`, `name.ns.svc` or `name.ns.svc.cluster.local` of this namespace."""
+    parts = host.split(".")
+    if len(parts) == 1:
+        return parts[0]
+    suffix = ".".join(parts[1:])
+    if namespace and suffix in (namespace, f"{namespace}.svc", f"{namespace}.svc.cluster.local"):
+        return parts[0]
+    return None
+
+
+def check_urls(objects: list[dict]) -> list[str]:
+    problems = []
+    services = of_kind(objects, "Service")
+    deployments = of_kind(objects, "Deployment")
+    namespace = next((o["metadata"].get("namespace") for o in objects if o["metadata"].get("namespace")), None)
+    calls = service_calls()
+    for deployment in deployments.values():
+        if deployment["metadata"]["name"] not in BY_NAME:
+            continue  # dev's datastores
+        for name, value in pod_env(objects, deployment).items():
+            if not name.endswith("_URL") or not value or not value.startswith(("http://", "https://")):
+                continue
+            host = urlsplit(value).hostname or ""
+            svc = service_name(host, namespace)
+            if svc not in services:
+                problems.append(f"{name}={value}: {host} is not a Service of this deployment")
+                continue
+            selector = services[svc]["spec"].get("selector", {}).get("app.kubernetes.io/name")
+            behind = BY_NAME.get(selector)
+            for path in sorted(calls.get(name, ())):
+                route = route_of(path)
+                if route is None:
+                    problems.append(f"{name}: the services call {path}, which no route of routes.toml serves")
+                elif behind is None or behind.serves != route.service:
+                    serves = behind.serves if behind else "nothing of routes.toml"
+                    problems.append(
+                        f"{name}={value}: a call to {path} (route {route.prefix} of {route.service}) "
+                        f"reaches Service {svc}, which serves {serves}"
+                    )
+    return sorted(set(problems))
+
+
+# -------------------------------------------------------------------- storage ----
+def check_storage(objects: list[dict]) -> list[str]:
+    """A process whose files another pod reads (fleet.Process.shares) must keep them
+    on a volume every such pod mounts, never on an emptyDir of its own pod."""
+    problems = []
+    for name, deployment in of_kind(objects, "Deployment").items():
+        p = BY_NAME.get(name)
+        if p is None or not p.shares:
+            continue
+        spec = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounts = spec["containers"][0].get("volumeMounts", [])
+        for setting, value in pod_env(objects, deployment).items():
+            if setting != "SWITCHBOARD_DATA_DIR" or not value:
+                continue
+            mount = max(
+                (m for m in mounts if value == m["mountPath"] or value.startswith(m["mountPath"].rstrip("/") + "/")),
+                key=lambda m: len(m["mountPath"]),
+                default=None,
+            )
+            volume = volumes.get(mount["name"], {}) if mount else {}
+            if mount is None or "emptyDir" in volume:
+                where = f"emptyDir volume {mount['name']}" if mount else "the container's own filesystem"
+                problems.append(
+                    f"{name}: {setting}={value} is on {where}, but its {p.shares} are read by other pods "
+                    f"({', '.join(q.name for q in PROCESSES if q.service == p.service and q.shares)})"
+                )
+    return problems
+
+
+# -------------------------------------------------------------------- scaling ----
+def check_scaling(objects: list[dict]) -> list[str]:
+    problems = []
+    deployments = of_kind(objects, "Deployment")
+    for hpa in of_kind(objects, "HorizontalPodAutoscaler").values():
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        p = BY_NAME.get(target)
+        if p is None or not p.may_scale:
+            why = f"a {p.scaling} process that may not run twice now" if p else "not a process of the fleet"
+            problems.append(f"HorizontalPodAutoscaler {hpa['metadata']['name']} scales {target}: {why}")
+    for name, d in deployments.items():
+        p = BY_NAME.get(name)
+        if p is not None and d["spec"].get("replicas", 1) > 1 and not p.may_scale:
+            problems.append(f"Deployment {name} runs {d['spec']['replicas']} replicas of a {p.scaling} process")
+    return problems
+
+
+# ------------------------------------------------------------------------ env ----
+def compose_env() -> dict[str, dict[str, str]]:
+    """compose service -> its environment as compose.yaml gives it (anchors merged)."""
+    doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return {name: {k: str(v) for k, v in (s.get("environment") or {}).items()} for name, s in doc["services"].items()}
+
+
+def check_env(objects: list[dict]) -> list[str]:
+    """The same variables as compose gives the process, with the same values where the
+    value is the process's own (not a deployment-wide setting, which each deployment
+    sets its own way; not compose's proxy routing, nor the credentials a process asks
+    for only where the proxy cannot make the staff check)."""
+    problems = []
+    composed = compose_env()
+    deployment_wide = {d.name for d in DEPLOYMENT_SETTINGS}
+    for name, deployment in of_kind(objects, "Deployment").items():
+        p = BY_NAME.get(name)
+        if p is None:
+            continue
+        if name not in composed:
+            problems.append(f"{name}: runs in k8s but not in compose")
+            continue
+        mine = pod_env(objects, deployment)
+        theirs = {k: v for k, v in composed[name].items() if not PROXY_VARIABLES.match(k) and k != p.auth_setting}
+        for key in sorted(set(mine) ^ set(theirs)):
+            side = "k8s" if key in mine else "compose"
+            problems.append(f"{name}: {key} is set only in {side}")
+        for key in sorted((set(mine) & set(theirs)) - deployment_wide):
+            if mine[key] is not None and mine[key] != theirs[key]:
+                problems.append(f"{name}: {key}={mine[key]} in k8s, {theirs[key]} in compose")
+    return problems
+
+
+# Every rendering (base and overlays) is checked by these; the env comparison reads
+# k8s/base only: an overlay adds its environment's own settings (prod's Sentinels).
+CHECKS = (check_urls, check_storage, check_scaling)
+
+
+def problems(objects: list[dict], *, env: bool = False) -> list[str]:
+    return [p for check in CHECKS + ((check_env,) if env else ()) for p in check(objects)]
+
+
+def main(argv: list[str]) -> int:
+    """Check k8s/base (env too) and the given overlays (default: every one)."""
+    overlays = argv or [str(p) for p in sorted((K8S / "overlays").iterdir()) if (p / "kustomization.yaml").exists()]
+    found = []
+    for path in [str(K8S / "base"), *overlays]:
+        base = Path(path).resolve() == (K8S / "base").resolve()
+        found += [f"{path}: {p}" for p in problems(render.build(Path(path)), env=base)]
+    for line in found:
+        print(line, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
