@@ -28,6 +28,7 @@ sys.path.insert(0, str(K8S))
 
 import render  # noqa: E402
 from fleet import DEPLOYMENT_SETTINGS, PROCESSES  # noqa: E402
+
 from switchboard.config import SETTINGS  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import checks
 import pytest
 import render
-
 from fleet import PROCESSES
 
 K8S = Path(__file__).resolve().parents[1]
