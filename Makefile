@@ -104,8 +104,11 @@ compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml
 image: web  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
 	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
 
-compose-up: image  ## docker compose up -d with the settings in .env (see .env.example)
+compose-up: image .env  ## docker compose up -d with the settings in .env (see .env.example)
 	$(COMPOSE) up -d
+
+.env:  ## write .env from .env.example with random secrets (kept: never overwritten)
+	umask 077 && $(PY) deploy/composegen.py dotenv > $@.tmp && mv $@.tmp $@
 
 compose-down:  ## stop the compose fleet (volumes kept)
 	$(COMPOSE) down

@@ -47,6 +47,7 @@ CLIENT_LIMIT = 0.9
 BOOT_SECONDS = 600
 
 SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # never a production key
+JWT_KEYS = "bench:bench-only-jwt-key-0123456789abcdef0123456789"  # never a production key
 SCALES = {
     "full": {
         "receivers": [100, 1000],
@@ -73,6 +74,7 @@ SWITCHBOARD_ENV = {
     "SWITCHBOARD_DEBUG": "0",
     "LOG_LEVEL": "WARNING",
     "SWITCHBOARD_SECRET_KEY": SECRET,
+    "SWITCHBOARD_JWT_KEYS": JWT_KEYS,
     "RATE_USER_PER_SECOND": "1000000",
     "RATE_USER_BURST": "1000000",
     "RATE_CONN_PER_SECOND": "1000000",
@@ -108,7 +110,7 @@ def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, 
     if pid:
         cmd += ["--server-pid", str(pid)]
     print(f"  {target} {scenario} {' '.join(extra)}", flush=True)
-    env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "SWITCHBOARD_JWT_KEYS": JWT_KEYS, "PYTHONWARNINGS": "ignore"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     if res.returncode != 0:
         return {"error": (res.stderr or res.stdout)[-2000:]}
@@ -291,7 +293,12 @@ class Reference:
             "redis",
         )
         wait_port(redis_port)
-        env = {"REDIS_URL": redis_url, "SWITCHBOARD_SECRET_KEY": SECRET, "PYTHONPATH": str(ROOT / "services")}
+        env = {
+            "REDIS_URL": redis_url,
+            "SWITCHBOARD_SECRET_KEY": SECRET,
+            "SWITCHBOARD_JWT_KEYS": JWT_KEYS,
+            "PYTHONPATH": str(ROOT / "services"),
+        }
         if self.name == "floor":
             cmd = [PY, str(ROOT / "bench" / "floor.py"), "--port", str(self.port), "--redis", redis_url]
         else:

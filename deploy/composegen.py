@@ -4,6 +4,7 @@
     python deploy/composegen.py scale        # --scale flags for the local run
     python deploy/composegen.py nginx-conf   # the stand-in gateway's nginx config
     python deploy/composegen.py databases    # one database name per service
+    python deploy/composegen.py dotenv       # .env.example with random secrets (make .env)
 
 Why generated: a process or route added to the fleet reaches compose.yaml and the
 gateway by one `make compose-yaml`, and tests/compose fail while compose.yaml is stale.
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import secrets
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from fleet import (  # noqa: E402
     HTTP_PORT,
     METRICS_PORT,
     PROCESSES,
+    ROOT,
     SERVICES,
     Process,
     Service,
@@ -52,6 +57,7 @@ def self_guarded() -> dict[str, str]:
 # Each deployment-wide setting (fleet.DEPLOYMENT_SETTINGS) as compose gives it.
 COMPOSE_VALUES = {
     "SWITCHBOARD_SECRET_KEY": "${SWITCHBOARD_SECRET_KEY:?set SWITCHBOARD_SECRET_KEY in .env}",
+    "SWITCHBOARD_JWT_KEYS": "${SWITCHBOARD_JWT_KEYS:?set SWITCHBOARD_JWT_KEYS in .env}",
     "REDIS_URL": "redis://redis:6379/0",
     "DATABASE_URL": "postgres://switchboard:${{POSTGRES_PASSWORD}}@postgres:5432/{db}",
     "ALLOWED_HOSTS": "${ALLOWED_HOSTS:-*}",
@@ -307,9 +313,28 @@ def prometheus() -> str:
     return "\n".join(lines) + "\n"
 
 
+# .env.example's required secrets and how `dotenv` fills them.
+DOTENV_SECRETS = {
+    "SWITCHBOARD_SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "SWITCHBOARD_JWT_KEYS": lambda: f"k{time.strftime('%Y%m%d')}:{secrets.token_urlsafe(48)}",
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "FLOWER_BASIC_AUTH": lambda: "staff:" + secrets.token_urlsafe(18),
+}
+
+
+def dotenv() -> str:
+    """.env.example with a fresh random value for every secret: a .env that starts
+    (the services refuse the example's placeholders when SWITCHBOARD_DEBUG=0)."""
+    text = (ROOT / ".env.example").read_text()
+    for name, make in DOTENV_SECRETS.items():
+        text, n = re.subn(rf"^{name}=.*$", lambda _m, name=name, make=make: f"{name}={make()}", text, flags=re.M)
+        assert n == 1, name
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["compose", "scale", "nginx-conf", "databases", "prometheus"])
+    parser.add_argument("what", choices=["compose", "scale", "nginx-conf", "databases", "prometheus", "dotenv"])
     parser.add_argument("--prefix", default="/var/lib/switchboard-gateway")
     args = parser.parse_args()
     if args.what == "compose":
@@ -320,6 +345,8 @@ def main() -> None:
         sys.stdout.write(nginx_conf(Path(args.prefix)))
     elif args.what == "prometheus":
         sys.stdout.write(prometheus())
+    elif args.what == "dotenv":
+        sys.stdout.write(dotenv())
     else:
         print(",".join(s.db_name for s in SERVICES))
 

@@ -310,6 +310,7 @@ class DeploymentSetting:
 # own variables are Process.container_env().
 DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
     DeploymentSetting("SWITCHBOARD_SECRET_KEY", secret="secret-key"),
+    DeploymentSetting("SWITCHBOARD_JWT_KEYS", secret="jwt-keys"),
     DeploymentSetting("REDIS_URL", secret="redis-url"),
     DeploymentSetting("DATABASE_URL", secret="database-url", per_service=True),
     DeploymentSetting("ALLOWED_HOSTS"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -109,6 +110,12 @@ class Fleet:
             "GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
             **self.env,
         }
+        # Processes refuse the documented default secrets (SWITCHBOARD_DEBUG=0): unless
+        # the environment sets them, the fleet uses this checkout's own random ones.
+        missing = [n for n in LOCAL_SECRETS if n not in os.environ and n not in self.base_env]
+        if missing:
+            kept = local_secrets()
+            self.base_env.update({n: kept[n] for n in missing})
         py = sys.executable
         self.programs = []
         if self.redis_port:
@@ -373,6 +380,32 @@ def _quote(arg: str) -> str:
     if arg == "":
         return '""'
     return f'"{arg}"' if any(c in arg for c in " ;'") else arg
+
+
+LOCAL_SECRETS = ("SWITCHBOARD_SECRET_KEY", "SWITCHBOARD_JWT_KEYS")
+LOCAL_SECRETS_FILE = ROOT / "var" / "local-secrets.json"
+
+
+def local_secrets(path: Path | None = None) -> dict[str, str]:
+    """This checkout's secrets for `make run`: made at random on first use and kept (mode
+    0600, in var/) so that sessions and tokens outlive a restart."""
+    path = path or LOCAL_SECRETS_FILE
+    try:
+        kept = json.loads(path.read_text())
+        if set(LOCAL_SECRETS) <= set(kept):
+            return kept
+    except (OSError, ValueError):
+        pass
+    kept = {
+        "SWITCHBOARD_SECRET_KEY": secrets.token_urlsafe(48),
+        "SWITCHBOARD_JWT_KEYS": f"local-{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return kept
 
 
 def redis_server() -> str:

@@ -462,7 +462,9 @@ def prometheus_rule() -> dict:
 def dev_secret() -> dict:
     """dev's throwaway Secret: one database per service on the in-cluster PostgreSQL."""
     data = {
+        # Placeholders a process refuses unless SWITCHBOARD_DEBUG=1 (dev's dev-config.yaml).
         "secret-key": "dev-insecure-change-me",
+        "jwt-keys": "dev:dev-insecure-change-me",
         "redis-url": "redis://redis:6379/0",
         "postgres-password": "dev-postgres",
     }

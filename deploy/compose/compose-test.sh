@@ -54,7 +54,8 @@ port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); pri
 flower_auth=staff:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$RUN_DIR/test.env" <<ENV
 # Written by deploy/compose/compose-test.sh for one test run; not a deployment's .env.
-SWITCHBOARD_SECRET_KEY=compose-test-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SWITCHBOARD_SECRET_KEY=compose-test-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+SWITCHBOARD_JWT_KEYS=ct:compose-test-jwt-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 POSTGRES_PASSWORD=compose-test
 GATEWAY_PORT=$port
 GATEWAY_BIND=127.0.0.1

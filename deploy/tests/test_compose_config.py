@@ -160,3 +160,24 @@ def test_the_schema_check_refuses_a_misspelt_key(tmp_path):
     bad.write_text(COMPOSE.read_text().replace("    restart: unless-stopped\n", "    restrat: unless-stopped\n", 1))
     res = check_jsonschema(bad)
     assert res.returncode == 1 and "'restrat' was unexpected" in res.stdout, res.stdout + res.stderr
+
+
+def test_make_dotenv_writes_secrets_a_production_process_accepts():
+    """.env.example's placeholders are refused at start (SWITCHBOARD_DEBUG=0); `make .env`
+    fills every secret with a random value that is accepted, and differs per run."""
+    import composegen
+
+    from switchboard.settings_base import insecure_secrets
+
+    def values(text):
+        return dict(re.findall(r"^(\w+)=(.*)$", text, flags=re.M))
+
+    example = values((ROOT / ".env.example").read_text())
+    assert insecure_secrets(example["SWITCHBOARD_SECRET_KEY"], example["SWITCHBOARD_JWT_KEYS"])
+    first, second = values(composegen.dotenv()), values(composegen.dotenv())
+    assert insecure_secrets(first["SWITCHBOARD_SECRET_KEY"], first["SWITCHBOARD_JWT_KEYS"]) == []
+    for name in composegen.DOTENV_SECRETS:
+        assert first[name] != example[name] and first[name] != second[name]
+    assert {k: v for k, v in first.items() if k not in composegen.DOTENV_SECRETS} == {
+        k: v for k, v in example.items() if k not in composegen.DOTENV_SECRETS
+    }

@@ -1,7 +1,8 @@
-"""The launcher's port picking: every port of a fleet is its own."""
+"""The launcher: every port of a fleet is its own; a fleet has secrets of its own."""
 
 from __future__ import annotations
 
+import launcher
 from launcher import free_port
 
 
@@ -11,3 +12,24 @@ def test_no_port_is_handed_out_twice():
     # picks repeat some (and two programs of one fleet would fight over one).
     ports = [free_port() for _ in range(3000)]
     assert len(set(ports)) == len(ports)
+
+
+def test_local_secrets_are_random_kept_and_private(tmp_path):
+    path = tmp_path / "var" / "local-secrets.json"
+    first = launcher.local_secrets(path)
+    assert launcher.local_secrets(path) == first  # kept: sessions survive a restart
+    assert launcher.local_secrets(tmp_path / "other.json") != first  # random per checkout
+    assert path.stat().st_mode & 0o077 == 0
+    from switchboard.settings_base import insecure_secrets
+
+    assert insecure_secrets(first["SWITCHBOARD_SECRET_KEY"], first["SWITCHBOARD_JWT_KEYS"]) == []
+
+
+def test_fleet_without_secrets_in_its_environment_gets_the_local_ones(tmp_path, monkeypatch):
+    for name in launcher.LOCAL_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(launcher, "LOCAL_SECRETS_FILE", tmp_path / "local-secrets.json")
+    fleet = launcher.Fleet(run_dir=tmp_path / "run", redis_url="redis://127.0.0.1:1/0")
+    fleet.plan()
+    kept = launcher.local_secrets()
+    assert {n: fleet.setting(n) for n in launcher.LOCAL_SECRETS} == {n: kept[n] for n in launcher.LOCAL_SECRETS}

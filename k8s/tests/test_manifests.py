@@ -307,3 +307,25 @@ def test_prod_reaches_redis_through_sentinel_and_dev_through_one_url(rendered, m
             assert broker.count("sentinel://") == 3 and options["master_name"] == "switchboard"
         else:
             assert hosts == [secrets["dev"]["redis-url"]] and broker == secrets["dev"]["redis-url"]
+
+
+def test_every_process_gets_its_secrets_from_the_secret_and_prod_refuses_placeholders(rendered):
+    """Django's key and the token keys come from the Secret (never the ConfigMap, never the
+    code's default); prod runs with SWITCHBOARD_DEBUG=0, so its example's placeholders and
+    any real key under 32 characters stop a process at start (settings_base)."""
+    from switchboard.settings_base import insecure_secrets
+
+    for name, objects in rendered.items():
+        config = by_name(objects, "ConfigMap")["switchboard-config"]["data"]
+        assert "SWITCHBOARD_SECRET_KEY" not in config and "SWITCHBOARD_JWT_KEYS" not in config
+        for obj, pod in containers(objects):
+            if obj["metadata"]["labels"].get("app.kubernetes.io/part-of") != "switchboard":
+                continue
+            for c in pod["containers"]:
+                refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for e in c.get("env", [])}
+                assert refs.get("SWITCHBOARD_SECRET_KEY") == "secret-key", (name, obj["metadata"]["name"])
+                assert refs.get("SWITCHBOARD_JWT_KEYS") == "jwt-keys", (name, obj["metadata"]["name"])
+    prod = by_name(rendered["prod"], "ConfigMap")["switchboard-config"]["data"]
+    assert prod.get("SWITCHBOARD_DEBUG", "0") == "0"
+    example = yaml.safe_load((K8S / "overlays" / "prod" / "secret.example.yaml").read_text())["stringData"]
+    assert insecure_secrets(example["secret-key"], example["jwt-keys"])

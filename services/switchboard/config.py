@@ -75,10 +75,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SWITCHBOARD_SECRET_KEY",
         "dev-insecure-key-change-me-in-production",
-        "Signs sessions and access tokens; shared by every service. Set a long random value in production.",
+        "Django's SECRET_KEY (sessions, CSRF); shared by every service. With SWITCHBOARD_DEBUG=0 a process refuses to start on this default or any key under 32 characters.",
         secret=True,
     ),
-    Setting("SWITCHBOARD_DEBUG", "0", "1 enables Django debug pages. Never in production.", type=Kind.BOOL),
+    Setting(
+        "SWITCHBOARD_JWT_KEYS",
+        "dev:dev-insecure-jwt-key-change-me-in-production",
+        "Access-token keys as kid:secret, comma separated, separate from SWITCHBOARD_SECRET_KEY: the first signs, all verify. Rotate: put a new key first, drop the old after TOKEN_TTL_SECONDS. Refused like the secret key when SWITCHBOARD_DEBUG=0.",
+        secret=True,
+    ),
+    Setting(
+        "SWITCHBOARD_DEBUG",
+        "0",
+        "1 enables Django debug pages and lets the documented default secrets start. Never in production.",
+        type=Kind.BOOL,
+    ),
     Setting(
         "SWITCHBOARD_DATA_DIR",
         str(ROOT / "var"),

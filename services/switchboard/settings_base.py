@@ -11,8 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from switchboard import config, logconfig, redisconn
-from switchboard.config import env, env_bool, env_int, env_list
+from switchboard import config, logconfig, redisconn, tokens
+from switchboard.config import default, env, env_bool, env_int, env_list
 from switchboard.routes import MAX_BODY_BYTES
 
 # Every Django process of every service imports this first: one with a setting that does
@@ -22,8 +22,42 @@ try:
 except config.SettingsError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
+# Shorter than this is not a random secret (Django's own check warns under 50).
+MIN_SECRET_CHARS = 32
+
+
+def _placeholder(secret: str, documented: str) -> bool:
+    # The documented defaults and the examples' "change-me" values (.env.example, k8s).
+    return secret == documented or "change-me" in secret.lower() or len(secret) < MIN_SECRET_CHARS
+
+
+def insecure_secrets(secret_key: str, jwt_keys: str) -> list[str]:
+    """What is wrong with these secrets for a production process (empty: nothing)."""
+    problems = []
+    if _placeholder(secret_key, default("SWITCHBOARD_SECRET_KEY")):
+        problems.append(f"SWITCHBOARD_SECRET_KEY is a documented placeholder or under {MIN_SECRET_CHARS} characters")
+    try:
+        keys = tokens.parse_keyring(jwt_keys)
+    except tokens.KeyringError as e:
+        return [*problems, str(e)]
+    documented = next(iter(tokens.parse_keyring(default("SWITCHBOARD_JWT_KEYS")).values()))
+    for kid, secret in keys.items():
+        if _placeholder(secret, documented):
+            problems.append(
+                f"SWITCHBOARD_JWT_KEYS key {kid!r} is a documented placeholder or under {MIN_SECRET_CHARS} characters"
+            )
+        if secret == secret_key:
+            # One leaked secret must not give both sessions and tokens.
+            problems.append(f"SWITCHBOARD_JWT_KEYS key {kid!r} is SWITCHBOARD_SECRET_KEY")
+    return problems
+
+
 SECRET_KEY = env("SWITCHBOARD_SECRET_KEY")
 DEBUG = env_bool("SWITCHBOARD_DEBUG")
+if not DEBUG and (_problems := insecure_secrets(SECRET_KEY, env("SWITCHBOARD_JWT_KEYS"))):
+    raise ImproperlyConfigured(
+        "refusing to start with SWITCHBOARD_DEBUG=0: " + "; ".join(_problems) + " (docs/security.md)"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 USE_TZ = True
 TIME_ZONE = "UTC"
