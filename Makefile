@@ -88,16 +88,16 @@ nginx-conf: venv  ## print the nginx config generated from gateway/routes.toml
 clean:  ## remove local state (databases, logs)
 	rm -rf var
 
-# ---- containers (issue 9): compose.yaml is generated from SERVICES and routes.toml.
+# ---- containers (issue 9): compose.yaml is generated from deploy/fleet.py and routes.toml.
 # The image takes the web UI's bundle from the build context, so `web` runs first.
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
 BASE_IMAGE ?= python:3.11-slim-bookworm
 SWITCHBOARD_IMAGE ?= switchboard:latest
 
-.PHONY: compose-yaml image compose-up compose-down compose-test
+.PHONY: compose-yaml image compose-up compose-down compose-test scale-test
 
-compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml from SERVICES and routes.toml
+compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml from deploy/fleet.py and routes.toml
 	$(PY) deploy/composegen.py compose > compose.yaml
 	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
 
@@ -116,10 +116,16 @@ compose-down:  ## stop the compose fleet (volumes kept)
 compose-test: venv web  ## the fleet in real containers here (local base image and stand-ins), then the smoke suite
 	PY=$(PY) bash deploy/compose/compose-test.sh
 
+# Issue 17: the compose fleet with several replicas of every kind, faults struck at
+# single replicas under load; the table in var/scale.json (docs/operations.md).
+scale-test: venv web  ## the fleet at scale in containers: SIGKILL/scale/partition rows, table in var/scale.json
+	COMPOSE_TEST_NAME=scale-test COMPOSE_TEST_PROJECT=switchboard-scale COMPOSE_TEST_SCALE=--scale-test \
+	COMPOSE_TEST_SUITE=tests-scale SCALE_JSON=$(CURDIR)/var/scale.json PY=$(PY) bash deploy/compose/compose-test.sh
+
 # ------------------------------------------------------------ operations ----
 .PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
 
-k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from launcher.SERVICES and routes.toml
+k8s-generate: venv  ## rewrite k8s/base (and dev's generated files) from deploy/fleet.py and routes.toml
 	$(PY) k8s/generate.py
 
 k8s-check: venv  ## render every overlay, validate against Kubernetes schemas, check probes/limits/routes and what they mean (k8s/checks.py)

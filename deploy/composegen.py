@@ -1,7 +1,7 @@
 """compose.yaml, made from deploy/fleet.py and gateway/routes.toml.
 
     python deploy/composegen.py compose      # print compose.yaml (make compose-yaml writes it)
-    python deploy/composegen.py scale        # --scale flags for the local run
+    python deploy/composegen.py scale        # --scale flags for the local run (--scale-test: make scale-test's)
     python deploy/composegen.py nginx-conf   # the stand-in gateway's nginx config
     python deploy/composegen.py databases    # one database name per service
     python deploy/composegen.py dotenv       # .env.example with random secrets (make .env)
@@ -31,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from fleet import (  # noqa: E402
     DEPLOYMENT_SETTINGS,
     HTTP_PORT,
+    INBOX_SHARD_OWNERSHIP,
     METRICS_PORT,
     PROCESSES,
     ROOT,
     SERVICES,
     Process,
+    Scaling,
     Service,
 )
 
@@ -280,6 +282,17 @@ def scale_flags(replicas: dict[str, int] | None = None) -> list[str]:
     return [f"--scale={name}={n}" for name, n in counts.items()]
 
 
+def scale_test_replicas() -> dict[str, int]:
+    """The replicas of `make scale-test` (issue 17): several of every kind that may run
+    several; inbox workers two each (chat three) once shard ownership holds, else one."""
+    inbox = {
+        p.name: (3 if p.name == "chat-inbox" else 2) if INBOX_SHARD_OWNERSHIP else 1
+        for p in PROCESSES
+        if p.scaling == Scaling.SHARDED
+    }
+    return {"ws-gateway": 3, **inbox, "report-worker-http": 2, "report-worker-celery": 2, "dashboard-publisher": 2}
+
+
 def nginx_conf(prefix: Path) -> str:
     # Docker's DNS answers a service name with every replica's address.
     upstreams = {p.serves: [f"{p.name}:{HTTP_PORT}"] for p in PROCESSES if p.http}
@@ -336,11 +349,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["compose", "scale", "nginx-conf", "databases", "prometheus", "dotenv"])
     parser.add_argument("--prefix", default="/var/lib/switchboard-gateway")
+    parser.add_argument("--scale-test", action="store_true", help="scale: the replicas of make scale-test")
     args = parser.parse_args()
     if args.what == "compose":
         sys.stdout.write(compose())
     elif args.what == "scale":
-        print(" ".join(scale_flags()))
+        print(" ".join(scale_flags(scale_test_replicas() if args.scale_test else None)))
     elif args.what == "nginx-conf":
         sys.stdout.write(nginx_conf(Path(args.prefix)))
     elif args.what == "prometheus":

@@ -12,6 +12,10 @@
 # 5. `up` with 3 ws-gateway replicas (composegen.GATEWAY_REPLICAS), waits until every
 #    container is healthy, runs the suite, and removes the stack and its volumes
 #    (KEEP_STACK=1 keeps them).
+#
+# `make scale-test` runs the same script with another project, the scale test's
+# replicas (composegen.py scale --scale-test) and suite (tests-scale/):
+#   COMPOSE_TEST_NAME  COMPOSE_TEST_PROJECT  COMPOSE_TEST_SCALE  COMPOSE_TEST_SUITE
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -19,8 +23,11 @@ PY=${PY:-$ROOT/.venv/bin/python}
 CACHE_DIR=${CACHE_DIR:-/var/cache/switchboard}
 BASE_IMAGE=${BASE_IMAGE:-switchboard-local/base:bookworm}
 APP_IMAGE=${SWITCHBOARD_IMAGE:-switchboard:latest}
+NAME=${COMPOSE_TEST_NAME:-compose-test}
 PROJECT=${COMPOSE_TEST_PROJECT:-switchboard-test}
-RUN_DIR=$ROOT/var/compose
+SCALE_ARGS=${COMPOSE_TEST_SCALE:-}
+SUITE=${COMPOSE_TEST_SUITE:-tests-compose}
+RUN_DIR=$ROOT/var/$NAME
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 mkdir -p "$RUN_DIR"
 export DOCKER_BUILDKIT=1
@@ -53,7 +60,7 @@ fi
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 flower_auth=staff:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$RUN_DIR/test.env" <<ENV
-# Written by deploy/compose/compose-test.sh for one test run; not a deployment's .env.
+# Written by deploy/compose/compose-test.sh for one $NAME run; not a deployment's .env.
 SWITCHBOARD_SECRET_KEY=compose-test-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 SWITCHBOARD_JWT_KEYS=ct:compose-test-jwt-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 POSTGRES_PASSWORD=compose-test
@@ -81,7 +88,7 @@ cleanup() {
         kill "$started_engine" 2>/dev/null || true
         wait "$started_engine" 2>/dev/null || true
     fi
-    step "compose-test: $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - t0))s"
+    step "$NAME: $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - t0))s"
     exit $rc
 }
 trap cleanup EXIT
@@ -123,14 +130,15 @@ echo "NOTE: nginxproxy/nginx-proxy cannot be pulled here: the gateway in this ru
 echo "      Debian's nginx with the config generated from gateway/routes.toml (deploy/compose/local.yaml)."
 echo "      Redis and PostgreSQL are Debian-package stand-ins for the official images too."
 
-step "up: $(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale)"
+# shellcheck disable=SC2086
+scale=$(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale $SCALE_ARGS)
+step "up: $scale"
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 stack_up=1
 # A failing `up` (a missing .env value, a container never healthy) fails the run here,
 # with its message: an empty project would otherwise pass the health wait below.
 # shellcheck disable=SC2046
-if ! "${COMPOSE[@]}" up -d --quiet-pull $(PYTHONPATH=services:gateway "$PY" deploy/composegen.py scale |
-    sed 's/--scale=/--scale /g') >"$RUN_DIR/up.log" 2>&1; then
+if ! "${COMPOSE[@]}" up -d --quiet-pull $(echo "$scale" | sed 's/--scale=/--scale /g') >"$RUN_DIR/up.log" 2>&1; then
     cat "$RUN_DIR/up.log"
     echo "compose up failed"
     exit 1
@@ -138,7 +146,7 @@ fi
 grep -vE '^(Creating|Starting)' "$RUN_DIR/up.log" || true
 
 step "waiting until every container is healthy"
-for _ in $(seq 180); do
+for _ in $(seq 300); do
     listing=$("$DOCKER" ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}} {{.Status}}')
     states=$(echo "$listing" | grep -vE -- '-migrate_[0-9]+ Exited \(0\)' | grep -vc '(healthy)' || true)
     [ -n "$listing" ] && [ "$states" = 0 ] && break
@@ -147,5 +155,5 @@ done
 "$DOCKER" ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '  {{.Names}}: {{.Status}}' | sort
 [ -n "$listing" ] && [ "$states" = 0 ] || { echo "not every container became healthy"; exit 1; }
 
-step "smoke suite through http://127.0.0.1:$port (the gateway's only published port)"
-SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" SB_FLOWER_AUTH=$flower_auth "$ROOT/.venv/bin/pytest" tests-compose -v -s
+step "$SUITE through http://127.0.0.1:$port (the gateway's only published port)"
+SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" SB_FLOWER_AUTH=$flower_auth "$ROOT/.venv/bin/pytest" "$SUITE" -v -s

@@ -77,6 +77,11 @@ class Row:
     load: str = "chat"
     converged: str = ""  # collab: "yes" / "no"
     note: str = ""
+    # chat: two participants shown different messages under one seq, or one sender's
+    # acknowledged messages stored out of the order it sent them.
+    order_violations: int = 0
+    # the scale test: seconds from the fault until every inbox shard had an owner again
+    seconds_to_owned: float | None = None
 
 
 def auth(tok: str) -> dict:
@@ -265,7 +270,23 @@ class ChatLoad(Load):
         row.lost = len(acked - (seen_by_all & set(texts)))
         row.duplicated = (len(texts) - len(set(texts))) + sum(len(p.seen_twice) for p in people)
         row.sockets_dropped = sum(p.drops for p in people)
+        row.order_violations = order_violations(people)
         return row
+
+
+def order_violations(people: list[Participant]) -> int:
+    """Seqs two participants saw with different texts, plus, per sender, consecutive
+    acknowledged messages (by the number it gave them) stored in the other order."""
+    count = 0
+    shown: dict[int, str] = {}
+    for p in people:
+        for seq, text in p.seen.items():
+            if shown.setdefault(seq, text) != text:
+                count += 1
+    for p in people:
+        by_number = sorted((int(text.split(":")[1]), seq) for text, seq in p.acked.items())
+        count += sum(1 for (_, a), (_, b) in zip(by_number, by_number[1:], strict=False) if b < a)
+    return count
 
 
 async def listen(url: str, tok: str, read, stop: asyncio.Event, holder) -> None:
@@ -676,15 +697,17 @@ LOADS = ("chat", "notifications", "collab")
 
 
 def make_loads(fleet, tokens, names) -> dict[str, Load]:
+    """One load per name; "chat#2" is a second chat load (its own room)."""
     loads: dict[str, Load] = {}
     for name in names:
-        if name == "chat":
+        kind = name.split("#")[0]
+        if kind == "chat":
             loads[name] = ChatLoad(fleet, tokens)
-        elif name == "notifications":
+        elif kind == "notifications":
             loads[name] = NotificationLoad(fleet, tokens)
-        elif name == "collab":
+        elif kind == "collab":
             loads[name] = CollabLoad(fleet, tokens)
-        elif name == "reports":
+        elif kind == "reports":
             loads[name] = ReportLoad(fleet, tokens, loads["chat"])
         else:
             raise ValueError(name)
@@ -748,12 +771,12 @@ COLUMNS = [
 ]
 
 
-def print_table(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def print_table(rows: list[Row], columns: list[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
     previous = None
     for r in rows:
         d = asdict(r)
-        cells = [str(d[c]) for c in COLUMNS]
+        cells = ["" if d[c] is None else str(d[c]) for c in columns]
         if r.fault == previous:
             cells[0] = ""  # one fault, several loads: name it once
         previous = r.fault

@@ -1,0 +1,242 @@
+"""The scale test: the compose fleet with several replicas of every process kind
+(composegen.scale_test_replicas()), under load through the proxy, with faults struck
+at single replicas. One row per fault and load (tests-e2e/faults/campaign.py's loads:
+chat in three rooms, a collab document with two Yjs editors and a JSON one):
+
+* no fault: every client sees one order per room, nothing acknowledged lost or shown
+  twice, collab converges with the store;
+* SIGKILL one replica of each worker kind in turn (docker restarts it): the same, and
+  for inbox workers the seconds until every shard had an owner again;
+* scale chat-inbox 3 -> 1 -> 3 under load; partition one chat-inbox replica from the
+  network and heal it: no command handled by two owners, from each worker's own record
+  (/handled on its metrics port);
+* a report requested through one report HTTP replica, made by a Celery worker,
+  downloaded through the other HTTP replica.
+
+Rows that need several consumers of one inbox wait for shard ownership
+(fleet.INBOX_SHARD_OWNERSHIP): until then the inbox workers run one replica each and
+those rows skip, saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from campaign import run_fault
+from composegen import scale_test_replicas
+from fleet import INBOX_SHARD_OWNERSHIP, PROCESSES, Role, process
+
+from switchboard.config import default
+from switchboard.routes import load as load_routes
+
+ROOMS = ("chat", "chat#2", "chat#3")
+LOADS = (*ROOMS, "collab")
+SHARDS = int(default("INBOX_SHARDS"))  # compose.yaml's ${INBOX_SHARDS:-4}, the test env sets none
+REPLICAS = scale_test_replicas()
+WORKERS = [p.name for p in PROCESSES if p.role == Role.WORKER]
+# The campaign's load that exercises a worker kind, where there is one beyond chat and collab.
+OWN_LOAD = {"notification-inbox": "notifications", "report-worker-celery": "reports"}
+OWNED_WITHIN = 60.0
+needs_ownership = pytest.mark.skipif(
+    not INBOX_SHARD_OWNERSHIP, reason="inbox workers run one replica each until shard ownership holds"
+)
+
+
+def inboxes(service: str) -> list[str]:
+    return sorted({r.inbox for r in load_routes().websocket if r.service == service and r.inbox})
+
+
+def leases(stack, inbox: str) -> list[str]:
+    """Each shard's lease value ("<member> <token>", "" when none), from Redis."""
+    redis = stack.containers("redis")[0]
+    keys = [f"sb-own:{inbox}:{n}" for n in range(SHARDS)]
+    out = stack.docker("exec", redis, "redis-cli", "MGET", *keys)
+    return (out.split("\n") + [""] * SHARDS)[:SHARDS]
+
+
+class Owned:
+    """Seconds from now until every shard of a service's inboxes has an owner again that
+    is none of `gone` (container hostnames whose leases must pass to another process)."""
+
+    def __init__(self, stack, service: str, gone: set[str]):
+        self.stack, self.inboxes, self.gone = stack, inboxes(service), gone
+        self.before = {i: leases(stack, i) for i in self.inboxes}
+        self.started = time.monotonic()
+
+    def owned(self) -> bool:
+        for inbox in self.inboxes:
+            for before, now in zip(self.before[inbox], leases(self.stack, inbox), strict=True):
+                if not now:
+                    return False
+                if before.split(":")[0] in self.gone and now == before:
+                    return False
+        return True
+
+    async def wait(self) -> float:
+        while not await asyncio.to_thread(self.owned):
+            assert time.monotonic() - self.started < OWNED_WITHIN, f"shards not owned again: {self.before}"
+            await asyncio.sleep(0.2)
+        return round(time.monotonic() - self.started, 1)
+
+
+def hostname(stack, container: str) -> str:
+    return stack.docker("inspect", "--format", "{{.Config.Hostname}}", container).strip()
+
+
+def check(rows, *, order: bool = True) -> None:
+    for r in rows:
+        assert r.lost == 0 and r.duplicated == 0, r
+        assert r.note != "not recovered", r
+        if r.load.startswith("chat") and order:
+            assert r.order_violations == 0, r
+        if r.load == "collab":
+            assert r.converged == "yes", r
+
+
+async def strike(stack, tokens, scale_report, fault: str, inject, loads=LOADS, *, order=True):
+    """One row per load: `inject(stack)` is the fault; it may return an awaitable that
+    gives the seconds until every shard was owned again."""
+    measured = {}
+
+    async def _inject(active):
+        result = await inject()
+        if asyncio.iscoroutine(result):
+            measured["task"] = asyncio.ensure_future(result)
+        return ""
+
+    rows = await run_fault(stack, tokens, fault, _inject, loads=loads)
+    if "task" in measured:
+        owned = await measured["task"]
+        for r in rows:
+            r.seconds_to_owned = owned
+    scale_report.rows.extend(rows)
+    check(rows, order=order)
+    return rows
+
+
+def test_the_fleet_runs_the_scale_test_replicas(stack):
+    for name, n in REPLICAS.items():
+        assert len(stack.containers(name)) == n, name
+    assert REPLICAS["ws-gateway"] >= 3 and REPLICAS["report-worker-http"] >= 2
+    assert REPLICAS["report-worker-celery"] >= 2 and REPLICAS["dashboard-publisher"] >= 2
+
+
+async def test_no_fault(stack, tokens, scale_report):
+    async def nothing():
+        await asyncio.sleep(5)
+
+    await strike(stack, tokens, scale_report, "none (load only)", nothing)
+
+
+@pytest.mark.parametrize("kind", WORKERS)
+async def test_sigkill_one_replica(stack, tokens, scale_report, kind):
+    victim = stack.containers(kind)[0]
+    p = process(kind)
+    owned = Owned(stack, p.service.name, {hostname(stack, victim)}) if p.django == ("inbox",) else None
+
+    async def kill():
+        stack.crash(victim)  # docker restarts it (restart: unless-stopped)
+        return owned.wait() if owned else None
+
+    loads = LOADS + ((OWN_LOAD[kind],) if kind in OWN_LOAD else ())
+    # Without shard ownership an inbox worker's command in hand dies with it and its
+    # client resends it after later ones: order is asserted once ownership holds.
+    await strike(
+        stack, tokens, scale_report, f"SIGKILL 1 of {REPLICAS[kind]} {kind}", kill, loads,
+        order=INBOX_SHARD_OWNERSHIP or p.django != ("inbox",),
+    )  # fmt: skip
+    stack.wait_healthy(kind)
+
+
+@needs_ownership
+async def test_scale_chat_inbox_down_and_up(stack, tokens, scale_report):
+    n = REPLICAS["chat-inbox"]
+    for target in (1, n):
+        before = set(stack.containers("chat-inbox"))
+
+        async def scale(target=target, before=before):
+            await asyncio.to_thread(
+                stack.compose, "up", "-d", "--no-deps", "--no-recreate", "--scale", f"chat-inbox={target}", "chat-inbox"
+            )
+            gone = {hostname(stack, c) for c in before - set(stack.containers("chat-inbox"))} if target == 1 else set()
+            return Owned(stack, "chat", gone).wait()
+
+        await strike(stack, tokens, scale_report, f"scale chat-inbox {len(before)} -> {target}", scale, ROOMS)
+        stack.wait_healthy("chat-inbox")
+
+
+def handled(stack, container: str) -> list[dict]:
+    probe = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9100/handled',timeout=10).read().decode())"
+    return [json.loads(line) for line in stack.docker("exec", container, "python", "-c", probe).splitlines() if line]
+
+
+@needs_ownership
+async def test_partition_one_chat_inbox_replica(stack, tokens, scale_report):
+    victim = stack.containers("chat-inbox")[0]
+    network = next(iter(json.loads(stack.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", victim))))
+    lease = float(default("INBOX_LEASE_SECONDS"))
+
+    async def partition():
+        owned = Owned(stack, "chat", {hostname(stack, victim)})
+        stack.docker("network", "disconnect", network, victim)
+
+        async def heal():
+            seconds = await owned.wait()
+            await asyncio.sleep(lease)  # the cut-off replica's leases have run out by now
+            stack.docker("network", "connect", network, victim)
+            return seconds
+
+        return heal()
+
+    await strike(stack, tokens, scale_report, "partition 1 chat-inbox, heal", partition, ROOMS)
+    stack.wait_healthy("chat-inbox")
+    # Each worker's own record: a command acted on (not refused by a fence) by two
+    # owners would be one handled twice.
+    acted: dict[str, set[tuple[str, int]]] = {}
+    for c in stack.containers("chat-inbox"):
+        for e in handled(stack, c):
+            if e["outcome"] != "refused":
+                acted.setdefault(e["id"], set()).add((e["member"], e["token"]))
+    twice = {cid: owners for cid, owners in acted.items() if len({m for m, _ in owners}) > 1}
+    assert acted and not twice, twice
+
+
+def http_in(stack, container: str, method: str, path: str, tok: str, body: dict | None = None) -> tuple[int, bytes]:
+    """A request to one replica's own port, from inside its container (the proxy would
+    pick a replica itself)."""
+    probe = (
+        "import json,sys,urllib.request,urllib.error\n"
+        f"r=urllib.request.Request('http://127.0.0.1:8000{path}',method='{method}',"
+        f"data={json.dumps(json.dumps(body)) + '.encode()' if body is not None else 'None'},"
+        f"headers={{'Authorization':'Bearer {tok}','Content-Type':'application/json'}})\n"
+        "try:\n res=urllib.request.urlopen(r,timeout=20); code=res.status; data=res.read()\n"
+        "except urllib.error.HTTPError as e:\n code=e.code; data=e.read()\n"
+        "sys.stdout.write(str(code)+'\\n'); sys.stdout.flush(); sys.stdout.buffer.write(data)\n"
+    )
+    out = stack.docker("exec", container, "python", "-c", probe)
+    code, _, data = out.partition("\n")
+    return int(code), data.encode()
+
+
+def test_a_report_made_through_one_http_replica_downloads_through_the_other(stack, tokens, scale_report):
+    first, second = stack.containers("report-worker-http")[:2]
+    code, body = http_in(stack, first, "POST", "/api/reports/", tokens["alice"], {"type": "orders_summary"})
+    assert code == 202, body
+    task = json.loads(body)["task_id"]
+    deadline = time.monotonic() + 90
+    while True:
+        code, body = http_in(stack, second, "GET", f"/api/reports/{task}/", tokens["alice"])
+        status = json.loads(body)
+        if status.get("status") == "completed":
+            break
+        assert time.monotonic() < deadline and status.get("status") != "failed", status
+        time.sleep(1)
+    code, data = http_in(stack, second, "GET", f"/api/reports/{task}/download/", tokens["alice"])
+    assert code == 200 and data, (code, data[:200])
+    makers = [c for c in stack.containers("report-worker-celery") if task in stack.logs(c)]
+    print(
+        f"\nreport {task}: requested on {first[:12]}, made by {[m[:12] for m in makers]}, downloaded on {second[:12]}"
+    )
