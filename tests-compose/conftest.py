@@ -14,23 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests-e2e"))  # reuse wsclient.Client and the collab clients
-
-from stack import Stack  # noqa: E402
-from wsclient import token  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def stack() -> Stack:
-    s = Stack.from_env()
-    if s is None:
-        pytest.skip("the compose smoke suite runs under `make compose-test`")
-    return s
-
-
-@pytest.fixture(scope="session")
-def tokens(stack):
-    return {name: token(stack.url, name) for name in ("alice", "bob", "admin")}
+from stack import Stack, stack, tokens  # noqa: E402,F401  (the suite's fixtures)

@@ -9,12 +9,19 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests-e2e"))  # reuse wsclient.Client and the collab clients
+
+from wsclient import token  # noqa: E402
+
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 
 
@@ -92,3 +99,17 @@ class Stack:
             for line in text.splitlines()
             if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
         )
+
+
+# The fixtures of both suites (their conftest.py imports them).
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    s = Stack.from_env()
+    if s is None:
+        pytest.skip("runs under `make compose-test` or `make scale-test`, which start the stack")
+    return s
+
+
+@pytest.fixture(scope="session")
+def tokens(stack):
+    return {name: token(stack.url, name) for name in ("alice", "bob", "admin")}

@@ -44,6 +44,7 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import httpx
 import websockets
@@ -790,3 +791,11 @@ class Report:
 
     def as_json(self) -> str:
         return json.dumps([asdict(r) for r in self.rows], indent=2)
+
+    def publish(self, path: Path, columns: list[str] = COLUMNS) -> None:
+        """At the end of a session: the table printed, the rows written as JSON."""
+        if not self.rows:
+            return
+        print("\n" + print_table(self.rows, columns))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.as_json())

@@ -8,16 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from campaign import Report, print_table
+from campaign import Report
 
 
 @pytest.fixture(scope="session")
 def fault_report():
     report = Report()
     yield report
-    if not report.rows:
-        return
-    print("\n" + print_table(report.rows))
-    out = Path(os.environ.get("FAULTS_JSON", "var/faults.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.as_json())
+    report.publish(Path(os.environ.get("FAULTS_JSON", "var/faults.json")))
