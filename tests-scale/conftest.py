@@ -17,8 +17,13 @@ sys.path.insert(0, str(ROOT / "tests-compose"))
 sys.path.insert(0, str(ROOT / "tests-e2e"))
 sys.path.insert(0, str(ROOT / "tests-e2e" / "faults"))
 
+import campaign  # noqa: E402
 from campaign import Report  # noqa: E402
 from stack import stack, tokens  # noqa: E402,F401  (the suite's fixtures)
+
+# Three rooms of the same three users: each user sends 6 frames/s over its sockets,
+# far under RATE_USER_PER_SECOND (20) with the collab editors and resends on top.
+campaign.SEND_INTERVAL = 0.5
 
 COLUMNS = [
     "fault",

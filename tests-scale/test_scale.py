@@ -37,8 +37,11 @@ LOADS = (*ROOMS, "collab")
 SHARDS = int(default("INBOX_SHARDS"))  # compose.yaml's ${INBOX_SHARDS:-4}, the test env sets none
 REPLICAS = scale_test_replicas()
 WORKERS = [p.name for p in PROCESSES if p.role == Role.WORKER]
-# The campaign's load that exercises a worker kind, where there is one beyond chat and collab.
-OWN_LOAD = {"notification-inbox": "notifications", "report-worker-celery": "reports"}
+# The campaign's load that exercises a worker kind, where there is one beyond chat and
+# collab. Not reports: a report running on a killed Celery worker comes back after
+# CELERY_VISIBILITY_TIMEOUT_SECONDS (an hour in compose); the local fault campaign
+# runs that row with 10 s, and the last test here makes a report after the kills.
+OWN_LOAD = {"notification-inbox": "notifications"}
 OWNED_WITHIN = 60.0
 needs_ownership = pytest.mark.skipif(
     not INBOX_SHARD_OWNERSHIP, reason="inbox workers run one replica each until shard ownership holds"
