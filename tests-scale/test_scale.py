@@ -21,6 +21,7 @@ those rows skip, saying so.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -210,19 +211,18 @@ async def test_partition_one_chat_inbox_replica(stack, tokens, scale_report):
 
 def http_in(stack, container: str, method: str, path: str, tok: str, body: dict | None = None) -> tuple[int, bytes]:
     """A request to one replica's own port, from inside its container (the proxy would
-    pick a replica itself)."""
+    pick a replica itself); the answer comes back base64-encoded (a report is binary)."""
     probe = (
-        "import json,sys,urllib.request,urllib.error\n"
+        "import base64,json,sys,urllib.request,urllib.error\n"
         f"r=urllib.request.Request('http://127.0.0.1:8000{path}',method='{method}',"
         f"data={json.dumps(json.dumps(body)) + '.encode()' if body is not None else 'None'},"
         f"headers={{'Authorization':'Bearer {tok}','Content-Type':'application/json'}})\n"
         "try:\n res=urllib.request.urlopen(r,timeout=20); code=res.status; data=res.read()\n"
         "except urllib.error.HTTPError as e:\n code=e.code; data=e.read()\n"
-        "sys.stdout.write(str(code)+'\\n'); sys.stdout.flush(); sys.stdout.buffer.write(data)\n"
+        "print(code, base64.b64encode(data).decode())\n"
     )
-    out = stack.docker("exec", container, "python", "-c", probe)
-    code, _, data = out.partition("\n")
-    return int(code), data.encode()
+    code, _, data = stack.docker("exec", container, "python", "-c", probe).strip().partition(" ")
+    return int(code), base64.b64decode(data)
 
 
 def test_a_report_made_through_one_http_replica_downloads_through_the_other(stack, tokens, scale_report):

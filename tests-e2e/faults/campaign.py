@@ -607,8 +607,11 @@ class CollabLoad(Load):
         row.sent = sum(e.made for e in self.editors)
         row.acknowledged = len(acked)
         row.delivered = sum(1 for t in acked if t in text and all(t in e.value for e in self.editors))
-        row.lost = sum(1 for t in acked if t not in text)
+        lost = [t for t in acked if t not in text]
+        row.lost = len(lost)
         row.duplicated = len(in_doc) - len(set(in_doc))
+        if lost:  # which editor (A, B: Yjs; J: JSON) and which of its edits, for a post-mortem
+            row.note += f"lost {' '.join(lost[:10])} of {[(e.letter, e.made) for e in self.editors]}"
         row.sockets_dropped = sum(e.drops for e in self.editors)
         if row.converged == "no":
             row.note += f"server {len(text)} chars, clients {[len(e.value) for e in self.editors]}"
