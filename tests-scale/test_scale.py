@@ -63,20 +63,24 @@ def leases(stack, inbox: str) -> list[str]:
 
 class Owned:
     """Seconds from now until every shard of a service's inboxes has an owner again that
-    is none of `gone` (container hostnames whose leases must pass to another process)."""
+    is none of `gone` (container hostnames whose leases must pass to another process),
+    and each of `spread` (hostnames of new replicas) owns one at least."""
 
-    def __init__(self, stack, service: str, gone: set[str]):
-        self.stack, self.inboxes, self.gone = stack, inboxes(service), gone
+    def __init__(self, stack, service: str, gone: set[str] = frozenset(), spread: set[str] = frozenset()):
+        self.stack, self.inboxes, self.gone, self.spread = stack, inboxes(service), set(gone), set(spread)
         self.before = {i: leases(stack, i) for i in self.inboxes}
         self.started = time.monotonic()
 
     def owned(self) -> bool:
         for inbox in self.inboxes:
-            for before, now in zip(self.before[inbox], leases(self.stack, inbox), strict=True):
-                if not now:
+            now = leases(self.stack, inbox)
+            for before, lease in zip(self.before[inbox], now, strict=True):
+                if not lease:
                     return False
-                if before.split(":")[0] in self.gone and now == before:
+                if before.split(":")[0] in self.gone and lease == before:
                     return False
+            if not self.spread <= {lease.split(":")[0] for lease in now}:
+                return False
         return True
 
     async def wait(self) -> float:
@@ -101,21 +105,23 @@ def check(rows, *, order: bool = True) -> None:
 
 
 async def strike(stack, tokens, scale_report, fault: str, inject, loads=LOADS, *, order=True):
-    """One row per load: `inject(stack)` is the fault; it may return an awaitable that
-    gives the seconds until every shard was owned again."""
+    """One row per load: `inject()` is the fault, struck while the load runs; it may
+    return the seconds until every shard was owned again, or a coroutine that measures
+    them while the campaign measures the load's recovery."""
     measured = {}
 
     async def _inject(active):
         result = await inject()
         if asyncio.iscoroutine(result):
             measured["task"] = asyncio.ensure_future(result)
+        elif result is not None:
+            measured["seconds"] = result
         return ""
 
     rows = await run_fault(stack, tokens, fault, _inject, loads=loads)
-    if "task" in measured:
-        owned = await measured["task"]
-        for r in rows:
-            r.seconds_to_owned = owned
+    owned = (await measured["task"]) if "task" in measured else measured.get("seconds")
+    for r in rows:
+        r.seconds_to_owned = owned
     scale_report.rows.extend(rows)
     check(rows, order=order)
     return rows
@@ -140,7 +146,7 @@ async def test_sigkill_one_replica(stack, tokens, scale_report, kind):
     victim = stack.containers(kind)[0]
     p = process(kind)
     sharded = p.django == ("inbox",)
-    owned = Owned(stack, p.service.name, {hostname(stack, victim)}) if sharded and INBOX_SHARD_OWNERSHIP else None
+    owned = Owned(stack, p.service.name, gone={hostname(stack, victim)}) if sharded and INBOX_SHARD_OWNERSHIP else None
 
     async def kill():
         stack.crash(victim)  # docker restarts it (restart: unless-stopped)
@@ -160,14 +166,17 @@ async def test_sigkill_one_replica(stack, tokens, scale_report, kind):
 async def test_scale_chat_inbox_down_and_up(stack, tokens, scale_report):
     n = REPLICAS["chat-inbox"]
     for target in (1, n):
-        before = set(stack.containers("chat-inbox"))
+        before = {c: hostname(stack, c) for c in stack.containers("chat-inbox")}
 
         async def scale(target=target, before=before):
+            owned = Owned(stack, "chat")
             await asyncio.to_thread(
                 stack.compose, "up", "-d", "--no-deps", "--no-recreate", "--scale", f"chat-inbox={target}", "chat-inbox"
             )
-            gone = {hostname(stack, c) for c in before - set(stack.containers("chat-inbox"))} if target == 1 else set()
-            return Owned(stack, "chat", gone).wait()
+            now = {c: hostname(stack, c) for c in stack.containers("chat-inbox")}
+            owned.gone = {h for c, h in before.items() if c not in now}  # stopped: their shards pass on
+            owned.spread = {h for c, h in now.items() if c not in before}  # started: each takes some
+            return owned.wait()
 
         await strike(stack, tokens, scale_report, f"scale chat-inbox {len(before)} -> {target}", scale, ROOMS)
         stack.wait_healthy("chat-inbox")
@@ -185,16 +194,14 @@ async def test_partition_one_chat_inbox_replica(stack, tokens, scale_report):
     lease = float(default("INBOX_LEASE_SECONDS"))
 
     async def partition():
-        owned = Owned(stack, "chat", {hostname(stack, victim)})
+        # Cut off, its shards pass to the others, it stays cut off a lease longer (it
+        # may not act on them meanwhile), then it comes back: all under load.
+        owned = Owned(stack, "chat", gone={hostname(stack, victim)})
         stack.docker("network", "disconnect", network, victim)
-
-        async def heal():
-            seconds = await owned.wait()
-            await asyncio.sleep(lease)  # the cut-off replica's leases have run out by now
-            stack.docker("network", "connect", network, victim)
-            return seconds
-
-        return heal()
+        seconds = await owned.wait()
+        await asyncio.sleep(lease)
+        stack.docker("network", "connect", network, victim)
+        return seconds
 
     await strike(stack, tokens, scale_report, "partition 1 chat-inbox, heal", partition, ROOMS)
     stack.wait_healthy("chat-inbox")
