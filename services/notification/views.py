@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from notification import store
 from switchboard import metrics, publish, users
 from switchboard.http import api, json_error, json_response
+from switchboard.text import Link
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ class NewNotification(BaseModel):
     user: str = Field(min_length=1, max_length=150)
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(default="", max_length=4000)
-    url: str = Field(default="", max_length=500)
+    # Shown as a link by the bell: http(s) or a path on this site, never javascript:.
+    url: Link = Field(default="", max_length=500)
 
 
 class PageQuery(BaseModel):

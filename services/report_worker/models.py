@@ -8,10 +8,20 @@ from django.db import models
 
 
 class Report(models.Model):
+    @property
+    def requester(self):
+        from switchboard.tokens import Identity
+
+        return Identity(self.user_id, self.username, self.is_staff)
+
     STATUSES = ["pending", "started", "progress", "completed", "failed"]
 
     task_id = models.CharField(max_length=64, unique=True)
     user_id = models.BigIntegerField()
+    # Who asked, as their token said: the report reads the owning services with this
+    # identity (reports.py), so it shows what that user may read and nothing more.
+    username = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False)
     kind = models.CharField(max_length=32)
     params = models.JSONField(default=dict)
     status = models.CharField(max_length=16, default="pending")

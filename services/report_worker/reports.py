@@ -1,7 +1,14 @@
-"""The report types: what each one reads (through the owning service's REST API, with a
-service token) and the file it makes.
+"""The report types: what each one reads (through the owning service's REST API) and the
+file it makes.
 
-A builder gets its parameters and a `step(progress, message)` callback, and returns
+A report runs with its requester's rights: every call carries a short-lived token of the
+requesting user (tokens.on_behalf_of), never a staff service token, so the owning service
+applies its own rules once. A non-staff orders_summary therefore covers that user's own
+orders (dashboard's /api/orders/ scopes them), staff get every order; a chat transcript
+covers only rooms and messages the user may read through chat's API.
+
+A builder gets its parameters, a `step(progress, message)` callback and the requester's
+Identity, and returns
 (bytes, filename, content type). It raises ReportError with a message meant for the
 user (an unknown room, a service that is down); the task reports it as `failed`.
 """
@@ -43,17 +50,26 @@ def _get(client: httpx.Client, path: str, **params) -> dict:
     return res.json()
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(
-        headers={"Authorization": f"Bearer {tokens.service_token('report-worker')}"}, timeout=httpx.Timeout(30)
-    )
+class _AsRequester(httpx.Auth):
+    """Each request with a fresh token of the requester: a long report outlives any one."""
+
+    def __init__(self, identity: tokens.Identity):
+        self.identity = identity
+
+    def auth_flow(self, request):
+        request.headers["Authorization"] = f"Bearer {tokens.on_behalf_of(self.identity)}"
+        yield request
 
 
-def chat_transcript(params: dict, step: Step) -> tuple[bytes, str, str]:
+def _client(identity: tokens.Identity) -> httpx.Client:
+    return httpx.Client(auth=_AsRequester(identity), timeout=httpx.Timeout(30))
+
+
+def chat_transcript(params: dict, step: Step, identity: tokens.Identity) -> tuple[bytes, str, str]:
     """CSV of a room's messages, oldest first: seq, timestamp, user, message."""
     room = params["room"]
     limit = env_int("REPORT_MAX_ROWS")
-    with _client() as client:
+    with _client(identity) as client:
         step(5, f"looking up room {room}")
         rooms = _get(client, "/api/chat/rooms/")["rooms"]
         info = next((r for r in rooms if r["slug"] == room), None)
@@ -79,11 +95,12 @@ def chat_transcript(params: dict, step: Step) -> tuple[bytes, str, str]:
     return out.getvalue().encode("utf-8-sig"), f"chat-{room}.csv", "text/csv; charset=utf-8"
 
 
-def orders_summary(params: dict, step: Step) -> tuple[bytes, str, str]:
-    """PDF: order count and revenue by status and the latest orders (dashboard's API)."""
+def orders_summary(params: dict, step: Step, identity: tokens.Identity) -> tuple[bytes, str, str]:
+    """PDF: order count and revenue by status and the latest orders (dashboard's API):
+    the requester's own orders, every order for staff."""
     limit = env_int("REPORT_MAX_ROWS")
     orders: list[dict] = []
-    with _client() as client:
+    with _client(identity) as client:
         step(5, "counting orders")
         first = _get(client, "/api/orders/", limit=PAGE, offset=0)
         total = max(1, min(first["count"], limit))
@@ -102,10 +119,11 @@ def orders_summary(params: dict, step: Step) -> tuple[bytes, str, str]:
         counts[o["status"]] += 1
         revenue[o["status"]] = revenue.get(o["status"], Decimal(0)) + Decimal(str(o["total"]))
     step(85, "drawing the PDF")
-    return _orders_pdf(orders, counts, revenue), "orders-summary.pdf", "application/pdf"
+    scope = "all orders" if identity.is_staff else f"orders of {identity.username or 'user ' + str(identity.id)}"
+    return _orders_pdf(orders, counts, revenue, scope), "orders-summary.pdf", "application/pdf"
 
 
-def _orders_pdf(orders: list[dict], counts: Counter, revenue: dict[str, Decimal]) -> bytes:
+def _orders_pdf(orders: list[dict], counts: Counter, revenue: dict[str, Decimal], scope: str = "") -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
@@ -122,7 +140,7 @@ def _orders_pdf(orders: list[dict], counts: Counter, revenue: dict[str, Decimal]
     latest += [[str(o["id"]), o["user"], str(o["total"]), o["status"], o["created"][:19]] for o in orders[:50]]
     story = [
         Paragraph("Orders summary", styles["Title"]),
-        Paragraph(f"{len(orders)} orders", styles["Normal"]),
+        Paragraph(f"{len(orders)} orders" + (f" ({scope})" if scope else ""), styles["Normal"]),
         Spacer(1, 12),
         Table(by_status, style=grid),
         Spacer(1, 18),

@@ -79,7 +79,7 @@ def generate_report(self, report_id: int) -> str:
             time.sleep(pause)  # paces the demo; a real large report is slow by itself
 
     try:
-        data, filename, content_type = BUILDERS[report.kind](report.params, step)
+        data, filename, content_type = BUILDERS[report.kind](report.params, step, report.requester)
         step(95, "saving the file")
         folder = settings.REPORTS_DIR / report.task_id
         folder.mkdir(parents=True, exist_ok=True)

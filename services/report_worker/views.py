@@ -103,7 +103,9 @@ def reports(request, query: ReportsQuery | None = None):
     kind, params = parsed
     # The record first, under the id Celery will use: the task, the status API and the
     # download check all find the owner there.
-    report = Report.objects.create(task_id=str(uuid.uuid4()), user_id=me.id, kind=kind, params=params)
+    report = Report.objects.create(
+        task_id=str(uuid.uuid4()), user_id=me.id, username=me.username, is_staff=me.is_staff, kind=kind, params=params
+    )
     generate_report.apply_async((report.pk,), task_id=report.task_id)
     return json_response(
         {"task_id": report.task_id, "status": "pending", "status_url": f"/api/reports/{report.task_id}/"}, status=202

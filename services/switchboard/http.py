@@ -4,7 +4,9 @@
 requires staff (for every method, or for those listed: `staff=["POST"]`),
 refuses other methods (405 with Allow), parses a JSON body into a pydantic model when
 the view names one (`body=Model`), the query string of a GET into another
-(`query=Model`), and turns a validation error into a 400 with a clear message.
+(`query=Model`), and turns a validation error into a 400 with a clear message. Every
+JSON body of a POST/PUT/PATCH is refused (400 `invalid_text`) when any string in it holds
+a control character (switchboard/text.py), so no view stores one.
 
 What the decorator knows (methods, auth, models, the statuses a view declares in
 `responses`) stays on the view as `view.api`: switchboard/openapi.py builds each
@@ -22,7 +24,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, ValidationError
 
-from switchboard import tokens
+from switchboard import text, tokens
 
 
 def json_response(data, status: int = 200) -> HttpResponse:
@@ -41,6 +43,17 @@ def bearer_identity(request: HttpRequest) -> tokens.Identity | None:
 
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def _control_character(raw: bytes) -> str | None:
+    # Every JSON body, whether a model or the view parses it: one check for all writes.
+    # A body that is not JSON is the model's (or the view's) 400 to give.
+    if not raw:
+        return None
+    try:
+        return text.control_character(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _first_error(exc: ValidationError, default: str) -> str:
@@ -103,6 +116,8 @@ def api(
                     kwargs["query"] = query.model_validate(given)
                 except ValidationError as exc:
                     return json_error(400, "invalid_parameter", _first_error(exc, "query"))
+            if request.method in BODY_METHODS and (bad := _control_character(request.body)):
+                return json_error(400, "invalid_text", f"{bad}: control characters are not accepted in text")
             if body is not None and request.method in BODY_METHODS:
                 try:
                     kwargs["data"] = body.model_validate_json(request.body or b"{}")

@@ -21,6 +21,8 @@ from typing import Annotated, Literal, NotRequired, TypedDict, get_args, get_ori
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from switchboard.text import control_character
+
 
 class ClientFrame(BaseModel):
     # Unknown keys are ignored rather than refused: old clients keep working when a
@@ -351,6 +353,9 @@ def parse_client_frame(route: str, text: str | bytes) -> ClientFrame:
         raise FrameError(ErrorCode.INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError(ErrorCode.INVALID_FRAME, 'frame must be a JSON object with a string "type"')
+    if bad := control_character(data, "frame"):
+        # The REST edge's check (switchboard/text.py): nothing stored holds one.
+        raise FrameError(ErrorCode.INVALID_FRAME, f"{bad}: control characters are not accepted in text")
     kind = data["type"]
     model = GATEWAY_FRAMES.get(kind) or CLIENT_FRAMES.get(route, {}).get(kind)
     if model is None:

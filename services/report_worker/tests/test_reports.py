@@ -4,6 +4,7 @@ progress frames, record, file and notification, owner-only reads, and the PDF.""
 import asyncio
 from decimal import Decimal
 
+import httpx
 import pytest
 import redis
 from channels.layers import get_channel_layer
@@ -58,18 +59,20 @@ def test_request_is_recorded_and_queued_on_the_broker(client, broker):
     task_id = res.json()["task_id"]
     record = Report.objects.get(task_id=task_id)
     assert record.user_id == 1 and record.params == {"room": "lobby"} and record.status == "pending"
+    # The requester as the token said: the task reads the owning services as this user.
+    assert record.requester == tokens.Identity(1, "alice", False)
     assert broker.llen("reports") == 1
     assert client.get(f"/api/reports/{task_id}/", **ALICE).json()["status"] == "pending"
     assert client.get(f"/api/reports/{task_id}/", **BOB).status_code == 404
 
 
-def _fake_type(params, step):
+def _fake_type(params, step, identity):
     for p in (20, 50, 80):
         step(p, f"at {p}")
     return b"a,b\n1,2\n", "test.csv", "text/csv"
 
 
-def _broken_type(params, step):
+def _broken_type(params, step, identity):
     step(10, "reading")
     raise reports.ReportError("there is no chat room 'x'")
 
@@ -130,3 +133,19 @@ def test_orders_pdf_is_a_real_pdf():
     counts = {"paid": 2, "pending": 1}
     pdf = reports._orders_pdf(orders, counts, {"paid": Decimal("21.00"), "pending": Decimal("10.50")})
     assert pdf.startswith(b"%PDF") and len(pdf) > 1000
+
+
+def test_a_report_calls_the_owning_service_with_the_requesters_token_each_time():
+    """Not a staff service token: the owning service applies the requester's rights."""
+    seen = []
+
+    def answer(request):
+        seen.append(tokens.verify(request.headers["Authorization"].removeprefix("Bearer ")))
+        return httpx.Response(200, json={"ok": True})
+
+    bob = tokens.Identity(2, "bob", False)
+    with reports._client(bob) as client:
+        client._transport = httpx.MockTransport(answer)
+        reports._get(client, "/api/orders/")
+        reports._get(client, "/api/orders/")
+    assert seen == [bob, bob]

@@ -20,8 +20,9 @@
   function item(n) {
     const li = document.createElement("li");
     li.dataset.id = n.id;
-    const title = document.createElement(n.url ? "a" : "span");
-    if (n.url) title.href = n.url;
+    const link = Switchboard.safeLink(n.url);
+    const title = document.createElement(link ? "a" : "span");
+    if (link) title.href = link;
     title.textContent = n.title;
     const msg = document.createElement("div");
     msg.className = "bell-msg";

@@ -48,5 +48,19 @@
     close() { this.stopped = true; if (this.ws) this.ws.close(1000); }
   }
 
-  window.Switchboard = {api, token, Socket};
+  // A URL from the server as a link target, or null: only a path on this site or an
+  // http(s) URL (the server refuses anything else; rows stored before it did may hold
+  // javascript: or data: URLs, which must never become a clickable link).
+  function safeLink(url) {
+    if (typeof url !== "string" || !url || /[\s\\]/.test(url)) return null;
+    if (url.startsWith("/") && !url.startsWith("//")) return url;
+    try {
+      const parsed = new URL(url);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  window.Switchboard = {api, token, Socket, safeLink};
 })();
