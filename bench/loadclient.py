@@ -144,10 +144,12 @@ TARGETS = {
 
 # ------------------------------------------------------------------ meters ----
 class Meter:
-    """CPU of this process and, if known, of the server, over one phase."""
+    """CPU of this process and, if known, of the server, over one phase. The server is
+    one pid or several (`--server-pids`: every process of a fleet, nginx and Redis
+    included), summed."""
 
-    def __init__(self, server_pid: int | None):
-        self.server_pid = server_pid
+    def __init__(self, server_pid: int | None, more_pids: tuple[int, ...] = ()):
+        self.server_pids = tuple(p for p in (server_pid, *more_pids) if p)
         self.start()
 
     @staticmethod
@@ -156,13 +158,16 @@ class Meter:
         return r.ru_utime + r.ru_stime
 
     def _server_cpu(self) -> float | None:
-        if not self.server_pid:
+        if not self.server_pids:
             return None
-        try:
-            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / CLK_TCK
-        except (OSError, IndexError):
-            return None
+        total = 0.0
+        for pid in self.server_pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            except (OSError, IndexError):
+                continue  # a process that exited: its CPU is gone from the sum either way
+        return total
 
     def start(self) -> None:
         self.t0, self.c0, self.s0 = time.perf_counter(), self._self_cpu(), self._server_cpu()
@@ -519,11 +524,56 @@ async def scenario_hold(args, target: Target) -> dict:
     }
 
 
+async def scenario_roomjoin(args, target: Target) -> dict:
+    """Connects per second into one room that already has --members members (distinct
+    users, each one socket): fill it, then time --sockets more connects of new users at
+    --concurrency handshakes in flight, with the CPU of every server process per
+    connect. What users meet after a deploy: a room re-entered by its members."""
+    room = Room(args, target)
+    base = args.uid_base
+    fill_s, fill_failures = await room.open_many(
+        [(args.room, base + i, "idle") for i in range(args.members)], args.concurrency
+    )
+    await room.quiet(1.0, 120)
+    meter = Meter(args.server_pid, args.pids)
+    frames0 = room.frames
+    specs = [(args.room, base + args.members + i, "idle") for i in range(args.sockets)]
+    elapsed, failures = await room.open_many(specs, args.concurrency)
+    phase = meter.stop()
+    settle = await room.quiet(1.0, 120)
+    frames = room.frames - frames0
+    opened = args.sockets - failures
+    await room.close_all()
+    server_cpu = phase.get("server_cpu")
+    return {
+        "scenario": "roomjoin",
+        "target": target.name,
+        "members": args.members,
+        "fill_s": round(fill_s, 2),
+        "fill_failures": fill_failures,
+        **phase,
+        "sockets": args.sockets,
+        "failures": failures,
+        "connects_per_s": round(opened / elapsed, 1),
+        # cores x seconds / connects: whole-fleet CPU of one connect, in ms
+        "cpu_ms_per_connect": round(server_cpu * elapsed / max(1, opened) * 1000, 3) if server_cpu else None,
+        "frames_after": frames,
+        "settle_s": round(settle, 2),
+        "errors": room.errors[:10],
+    }
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-SCENARIOS = {"fanout": scenario_fanout, "roundtrip": scenario_roundtrip, "idle": scenario_idle, "hold": scenario_hold}
+SCENARIOS = {
+    "fanout": scenario_fanout,
+    "roundtrip": scenario_roundtrip,
+    "idle": scenario_idle,
+    "hold": scenario_hold,
+    "roomjoin": scenario_roomjoin,
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -546,6 +596,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--settle", type=float, default=2.0)
     p.add_argument("--hold", type=float, default=10.0)
     p.add_argument("--server-pid", type=int)
+    p.add_argument("--members", type=int, default=100, help="roomjoin: members already in the room")
+    p.add_argument(
+        "--pids",
+        type=lambda v: tuple(int(x) for x in v.split(",") if x),
+        default=(),
+        help="more server pids whose CPU is summed with --server-pid's",
+    )
     args = p.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
-from switchboard.config import env  # noqa: E402
+from switchboard.config import env, env_int  # noqa: E402
 
 PY = sys.executable
 CLIENT = str(ROOT / "bench" / "loadclient.py")
@@ -57,6 +57,9 @@ SCALES = {
         "users": 100,
         "dashboard_viewers": 200,
         "dashboard_intervals": 4,
+        # roomjoin: connects into one chat room of each size, through nginx
+        "room_sizes": [100, 1000, 5000],
+        "room_connects": 300,
     },
     "smoke": {
         "receivers": [20],
@@ -66,6 +69,8 @@ SCALES = {
         "users": 20,
         "dashboard_viewers": 20,
         "dashboard_intervals": 2,
+        "room_sizes": [20],
+        "room_connects": 20,
     },
 }
 # Production settings, with every rate limit far above the load: the bench measures
@@ -150,6 +155,19 @@ def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
 
 
 # ------------------------------------------------------------------ servers ----
+def run_rooms(scale: dict, run_dir: Path) -> dict:
+    """Only the room connects, on a fleet as `make run` runs it (its default gateway
+    processes) behind nginx: `bench/run.py --only rooms`."""
+    fleet = Fleet(
+        run_dir=run_dir, gateway_port=free_port(), gateway_processes=env_int("GATEWAY_PROCESSES"), env=SWITCHBOARD_ENV
+    )
+    try:
+        fleet.start(wait=BOOT_SECONDS)
+        return {"switchboard-rooms": room_connects(fleet, scale)}
+    finally:
+        fleet.stop()
+
+
 def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
     fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
     try:
@@ -261,6 +279,58 @@ def dashboard(fleet: Fleet, port: int, scale: dict) -> dict:
     # at its edges (4 or 5 in 4.2 intervals), so the figure is the nearest whole number:
     # one per interval whatever the viewers, or one per viewer (200) if it were wrong.
     out["queries"] = f"{a:.0f} vs {b:.0f}"
+    return out
+
+
+def fleet_pids(fleet: Fleet) -> list[int]:
+    """Every process of the fleet: each program and its children (nginx's workers,
+    daphne's none), so CPU is summed over what serves a user, Redis included."""
+    roots = {fleet.pid(p.name) for p in fleet.programs}
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parent.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grew = True
+    return sorted(found)
+
+
+def room_connects(fleet: Fleet, scale: dict) -> dict:
+    """Connects/s on the chat route into rooms of each size, through nginx with the
+    fleet's gateway processes, and the whole fleet's CPU per connect."""
+    sizes = scale["room_sizes"]
+    create_rooms(fleet, [f"join-{n}" for n in sizes])
+    pids = ",".join(str(p) for p in fleet_pids(fleet))
+    out = {}
+    for n in sizes:
+        out[f"members_{n}"] = client(
+            "roomjoin",
+            "switchboard",
+            fleet.gateway_port,
+            None,
+            "--pids",
+            pids,
+            "--room",
+            f"join-{n}",
+            "--members",
+            str(n),
+            "--sockets",
+            str(scale["room_connects"]),
+            "--concurrency",
+            "50",
+            "--uid-base",
+            str(700_000 + n * 10),
+        )
+        time.sleep(10 if n >= 1000 else 3)  # the close storm drains through chat's inbox
     return out
 
 
@@ -450,7 +520,7 @@ def machine() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
-    p.add_argument("--only", default="switchboard,floor,peer")
+    p.add_argument("--only", default="switchboard,rooms,floor,peer")
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
     p.add_argument("--serve", action="store_true", help="only boot Switchboard as the bench does, for profiling")
     args = p.parse_args()
@@ -472,6 +542,8 @@ def main() -> None:
         t0 = time.time()
         if target == "switchboard":
             results.update(run_switchboard(scale, run_root / "fleet", args.uvicorn))
+        elif target == "rooms":
+            results.update(run_rooms(scale, run_root / "rooms"))
         else:
             results[target] = run_reference(target, scale, run_root / target)
         print(f"   {time.time() - t0:.0f} s", flush=True)
