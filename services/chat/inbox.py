@@ -5,11 +5,9 @@ order in which messages are stored (their seq) is the order everyone sees. A
 message is stored before it is broadcast; its echo, with seq and the client's
 client_id, is the sender's acknowledgement.
 
-Presence notices: `user_join` / `user_leave` go out at once, one per user (the seed's
-shapes), but a room's `online_users` list is broadcast at most once per
-ONLINE_USERS_COALESCE_SECONDS, read from presence when it is sent. A list per join made
-filling a room of N users cost N lists of up to N names to N sockets (docs/performance.md
-and bench/results/hot-path-changes.md: 1,000 users took minutes); now a join storm costs a few lists.
+Who is online is kept per room by the shard's worker (chat/online.py): a connect
+costs the same in a room of 5,000 as in a room of 5, and a room's join and leave
+notices and online list are coalesced into one flush per window.
 """
 
 from __future__ import annotations
@@ -21,11 +19,13 @@ import time
 from channels.db import database_sync_to_async
 
 from chat import store
+from chat.online import Notices, RoomMembers, window
 from switchboard import metrics, publish, routes
 from switchboard.closecodes import CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
 from switchboard.inbox import InboxConsumer
+from switchboard.presence import Member
 from switchboard.presence import shared as presence
 from switchboard.protocol import frame, now_iso
 
@@ -45,13 +45,15 @@ class ChatInbox(InboxConsumer):
         super().__init__(*args, **kwargs)
         self.last_typing: dict[tuple[str, int], float] = {}
         self.rooms: dict[str, int] = {}  # slug -> id; rooms are never renamed
-        # Who this shard last told each room was online; the sweeper compares it with
-        # presence to announce users whose gateway died without saying goodbye.
-        self.announced: dict[str, set[str]] = {}
-        # Rooms whose online list is due (a join or leave since the last one was sent),
-        # and the tasks sending them, kept so they are not garbage collected mid-send.
-        self.list_due: set[str] = set()
-        self.list_tasks: set[asyncio.Future] = set()
+        # Members of each room with a connection, as this shard knows them (online.py).
+        self.members: dict[str, RoomMembers] = {}
+        # Notices not sent yet per room, the rooms with a flush scheduled, the online
+        # list version each room's sockets were last sent, and the flush tasks (kept so
+        # they are not garbage collected mid-send).
+        self.pending: dict[str, Notices] = {}
+        self.flush_due: set[str] = set()
+        self.sent_version: dict[str, int] = {}
+        self.flush_tasks: set[asyncio.Future] = set()
 
     async def __call__(self, scope, receive, send):
         sweeper = asyncio.ensure_future(self.sweep_forever())
@@ -59,33 +61,72 @@ class ChatInbox(InboxConsumer):
             await super().__call__(scope, receive, send)
         finally:
             sweeper.cancel()
-            for task in self.list_tasks:
+            for task in self.flush_tasks:
                 task.cancel()
 
-    def online_list_soon(self, slug: str) -> None:
-        """Broadcast the room's online list once the coalescing window has passed;
-        every join and leave until then is in that one list."""
-        if slug in self.list_due:
+    async def room_members(self, slug: str, group: str) -> RoomMembers:
+        """The room's members, loaded from Redis presence the first time this worker
+        touches the room (after a start or a handover of its shard)."""
+        members = self.members.get(slug)
+        if members is None:
+            members = self.members[slug] = RoomMembers()
+            for m in await presence().members(group):
+                members.add(m.conn, m.user_id, m.username)
+            # What the room's sockets were last sent is unknown: the next flush sends a list.
+            self.sent_version.pop(slug, None)
+        return members
+
+    def notices_soon(self, slug: str) -> None:
+        """Send the room's notices once its window has passed; every join and leave
+        until then goes in the same flush."""
+        if slug in self.flush_due:
             return
-        self.list_due.add(slug)
-        loop = asyncio.get_running_loop()
+        self.flush_due.add(slug)
+        members = self.members.get(slug)
+        pending = self.pending.get(slug)
+        size = (len(members.online_frame()) if members else 0) + (pending.size() if pending else 0)
+        delay = window(
+            env_float("ONLINE_USERS_COALESCE_SECONDS"),
+            size,
+            len(members.conns) if members else 0,
+            env_int("PRESENCE_NOTICE_BYTES_PER_SECOND"),
+        )
 
         def fire():
-            task = asyncio.ensure_future(self.send_online_list(slug))
-            self.list_tasks.add(task)
-            task.add_done_callback(self.list_tasks.discard)
+            task = asyncio.ensure_future(self.flush_notices(slug))
+            self.flush_tasks.add(task)
+            task.add_done_callback(self.flush_tasks.discard)
 
-        loop.call_later(env_float("ONLINE_USERS_COALESCE_SECONDS"), fire)
+        asyncio.get_running_loop().call_later(delay, fire)
 
-    async def send_online_list(self, slug: str) -> None:
-        # Due no longer before reading: a join while we read schedules the next list.
-        self.list_due.discard(slug)
+    async def flush_notices(self, slug: str) -> None:
+        """The room's held joins and leaves, then its online list if it changed."""
+        self.flush_due.discard(slug)
+        pending = self.pending.pop(slug, None)
+        members = self.members.get(slug)
+        texts = pending.frames(now_iso()) if pending else []
+        version = members.version if members else -1
+        if members is not None and self.sent_version.get(slug) != version:
+            texts.append(members.online_frame())
+            self.sent_version[slug] = version
+        if members is not None and not members.conns:
+            # Nobody left to tell or to count: forget the room until its next connect.
+            self.members.pop(slug, None)
+            self.sent_version.pop(slug, None)
         group = room_group(slug)
         try:
-            online = await presence().users(group)
-            await publish.send_to_group(group, frame("online_users", users=online))
+            for text in texts:
+                await publish.send_to_group(group, text)
         except Exception:
-            log.exception("chat: online list of %s not sent", slug)
+            log.exception("chat: presence notices of %s not sent", slug)
+
+    def note(self, slug: str, joined: str | None = None, left: str | None = None) -> None:
+        pending = self.pending.setdefault(slug, Notices())
+        if joined is not None:
+            pending.joined(joined)
+        if left is not None:
+            pending.left(left)
+        self.notices_soon(slug)
 
     async def sweep_forever(self) -> None:
         interval = env_float("PRESENCE_HEARTBEAT_SECONDS")
@@ -97,20 +138,19 @@ class ChatInbox(InboxConsumer):
                 log.exception("chat presence sweep failed")
 
     async def sweep(self) -> None:
-        """Announce users who vanished without a disconnect (their gateway died and
-        their presence expired): user_leave, then the new online list."""
-        for slug, before in list(self.announced.items()):
-            group = room_group(slug)
-            now = set(await presence().users(group))
-            gone = before - now
-            if not now:
-                self.announced.pop(slug, None)
-            else:
-                self.announced[slug] = now
-            for username in sorted(gone):
-                await publish.send_to_group(group, frame("user_leave", user=username, timestamp=now_iso()))
-            if gone and now:
-                self.online_list_soon(slug)
+        """Drop connections whose gateway died without a disconnect (their presence
+        expired), announcing users who had no other: one read per room per heartbeat."""
+        for slug, members in list(self.members.items()):
+            # Only connections added before the read can be judged by it: one a
+            # connect added while the read was on its way is not in its answer.
+            before = time.monotonic()
+            alive = await presence().conns(room_group(slug))
+            for conn in members.stale(alive, before):
+                gone = members.remove(conn)
+                if gone is not None:
+                    self.note(slug, left=gone[1])
+            if not members.conns:
+                self.notices_soon(slug)
 
     async def room_id(self, slug: str) -> int | None:
         if slug not in self.rooms:
@@ -122,48 +162,54 @@ class ChatInbox(InboxConsumer):
 
     async def gw_connect(self, cmd):
         conn, slug = cmd["conn"], cmd["params"]["room"]
-        room = await database_sync_to_async(store.get_room)(slug)
-        if room is None:
-            return await publish.reject(conn, CloseCode.NOT_FOUND)
         since = cmd["params"].get("since")  # an int or absent: typed by the gateway (routes.toml)
-        messages, last_seq, truncated = await database_sync_to_async(store.history)(
-            room, since, env_int("HISTORY_LIMIT"), env_int("SINCE_MAX")
+        # One trip to the database thread: the room, its last seq and the history.
+        found = await database_sync_to_async(store.connect_snapshot)(
+            slug, since, env_int("HISTORY_LIMIT"), env_int("SINCE_MAX")
         )
+        if found is None:
+            return await publish.reject(conn, CloseCode.NOT_FOUND)
+        room_id, messages, last_seq, truncated = found
+        self.rooms[slug] = room_id
         group = room_group(slug)
         user = self.identity(cmd)
-        # One read of the room's presence answers all three questions below.
-        members = await presence().members(group)
-        if not any(m.conn == conn for m in members):
+        if not await presence().has_member(group, Member(conn, user.id, user.username)):
             # The socket closed while this command waited (e.g. the worker was down
             # past the gateway's connect timeout): nobody to accept, nothing to announce.
             return
-        online = sorted({m.username for m in members})
-        # Kept, not replaced: someone who vanished since must stay for the sweeper to see.
-        self.announced.setdefault(slug, set()).update(online)
+        members = await self.room_members(slug, group)
+        members.add(conn, user.id, user.username)  # loaded from presence already, maybe
+        # The user's only connection in the room: a join (another tab keeps them in).
+        joined = members.per_user[user.id] == 1
         history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
-        await publish.accept(conn, [history, frame("online_users", users=online)], watermarks={group: last_seq})
-        if not any(m.user_id == user.id and m.conn != conn for m in members):
-            await publish.send_to_group(group, frame("user_join", user=user.username, timestamp=now_iso()))
-            self.online_list_soon(slug)
+        await publish.accept(conn, [history, members.online_frame()], watermarks={group: last_seq})
+        if joined:
+            self.note(slug, joined=user.username)
 
     async def gw_disconnect(self, cmd):
-        slug = cmd["params"]["room"]
-        group = room_group(slug)
-        user = self.identity(cmd)
-        # The gateway removed this socket's presence before telling us; another tab
-        # of the same user keeps them in the room.
-        if await presence().is_present(group, user.id):
-            return
-        if slug in self.announced and user.username not in self.announced[slug]:
-            return  # never announced (its connect was refused or timed out)
+        conn, slug = cmd["conn"], cmd["params"]["room"]
         if await self.room_id(slug) is None:
             return
-        self.announced.get(slug, set()).discard(user.username)
-        await publish.send_to_group(group, frame("user_leave", user=user.username, timestamp=now_iso()))
-        self.online_list_soon(slug)
+        group = room_group(slug)
+        user = self.identity(cmd)
+        fresh = slug not in self.members
+        members = await self.room_members(slug, group)
+        if fresh:
+            # Loaded just now (a restart or handover since its connect): the gateway
+            # removed this socket's presence before telling us, so count it back in to
+            # know whether it was the user's last.
+            members.add(conn, user.id, user.username)
+        gone = members.remove(conn)
+        if gone is not None:
+            self.note(slug, left=user.username)
+        elif not members.conns:
+            self.notices_soon(slug)
 
     async def frame_chat_message(self, cmd, data):
         slug = cmd["params"]["room"]
+        if self.pending.get(slug):
+            # "bob joined" before bob's first message, not after it.
+            await self.flush_notices(slug)
         room_id = await self.room_id(slug)
         if room_id is None:
             return await publish.send_error(cmd["conn"], ErrorCode.NOT_FOUND, "room no longer exists")

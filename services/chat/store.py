@@ -60,6 +60,10 @@ def history(room: ChatRoom, since: int | None, limit: int, since_max: int) -> tu
     `truncated` tells the client to page the gap over REST); else the last `limit`.
     """
     last_seq = ChatRoom.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    return _history(room, last_seq, since, limit, since_max)
+
+
+def _history(room: ChatRoom, last_seq: int, since: int | None, limit: int, since_max: int):
     qs = Message.objects.filter(room=room, seq__lte=last_seq)
     if since is not None:
         qs = qs.filter(seq__gt=since)
@@ -68,6 +72,18 @@ def history(room: ChatRoom, since: int | None, limit: int, since_max: int) -> tu
     truncated = since is not None and len(newest) > limit
     newest = newest[:limit]
     return [m.as_frame_fields() for m in reversed(newest)], last_seq, truncated
+
+
+def connect_snapshot(
+    slug: str, since: int | None, limit: int, since_max: int
+) -> tuple[int, list[dict], int, bool] | None:
+    """What a connecting client is sent, in one call from the inbox worker: (room id,
+    messages, last seq, truncated) as history() gives them, or None for no such room.
+    The room's row read here is as fresh as history()'s own read of last_seq."""
+    room = get_room(slug)
+    if room is None:
+        return None
+    return (room.pk, *_history(room, room.last_seq, since, limit, since_max))
 
 
 def page(room: ChatRoom, before: int | None, after: int | None, limit: int) -> tuple[list[dict], bool]:

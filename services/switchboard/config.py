@@ -224,7 +224,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ONLINE_USERS_COALESCE_SECONDS",
         "0.2",
-        "Chat sends a room's online list at most once per this window (joins and leaves in it share one list).",
+        "Chat holds a room's presence notices for this window and sends them together: the joins as one user_join, the leaves as one user_leave, then one online list.",
+        minimum=0,
+    ),
+    Setting(
+        "PRESENCE_NOTICE_BYTES_PER_SECOND",
+        "50000000",
+        "Bytes of presence notices one chat room may send its sockets per second: a big room's window grows so one flush (its online list to every socket) stays within it. 0: no limit.",
         minimum=0,
     ),
     Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection.", minimum=0),

@@ -97,6 +97,17 @@ class Presence:
     async def is_present(self, topic: str, user_id: int, except_conn: str = "") -> bool:
         return any(m.user_id == user_id and m.conn != except_conn for m in await self.members(topic))
 
+    async def has_member(self, topic: str, member: Member) -> bool:
+        """Is this connection live in the topic? One ZSCORE, whatever the topic's size."""
+        expires = await self.redis.zscore(PREFIX + topic, member.encode())
+        return expires is not None and expires > time.time()
+
+    async def conns(self, topic: str) -> set[str]:
+        """Connection ids live in a topic (the sweeper's read: once per heartbeat)."""
+        key = PREFIX + topic
+        raw = await self.redis.zrangebyscore(key, time.time(), "+inf")
+        return {(m.decode() if isinstance(m, bytes) else m).split("|", 1)[0] for m in raw}
+
     async def has_conn(self, topic: str, conn: str) -> bool:
         return any(m.conn == conn for m in await self.members(topic))
 

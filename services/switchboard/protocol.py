@@ -159,19 +159,26 @@ class OnlineUsers(TypedDict):
 
 
 class UserJoin(TypedDict):
-    """A user's first socket in the room opened."""
+    """A user's first socket in the room opened. Joins of one coalescing window go in
+    one frame (chat/online.py): then `users` names them all, `count` says how many, and
+    `user` reads "ann, bob, cat and 7 others" for a client that shows only `user`."""
 
     type: Literal["user_join"]
     user: str
     timestamp: str
+    users: NotRequired[list[str]]
+    count: NotRequired[int]
 
 
 class UserLeave(TypedDict):
-    """A user's last socket in the room closed (or their gateway died)."""
+    """A user's last socket in the room closed (or their gateway died); coalesced like
+    user_join."""
 
     type: Literal["user_leave"]
     user: str
     timestamp: str
+    users: NotRequired[list[str]]
+    count: NotRequired[int]
 
 
 class ChatMessageFrame(ChatEntry):
