@@ -116,7 +116,12 @@ def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, 
         cmd += ["--server-pid", str(pid)]
     print(f"  {target} {scenario} {' '.join(extra)}", flush=True)
     env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "SWITCHBOARD_JWT_KEYS": JWT_KEYS, "PYTHONWARNINGS": "ignore"}
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        # A scenario the server could not finish is a figure too (e.g. a room it could
+        # not fill): recorded, and the run goes on with the next one.
+        return {"error": f"did not finish in {timeout:.0f} s"}
     if res.returncode != 0:
         return {"error": (res.stderr or res.stdout)[-2000:]}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -307,7 +312,7 @@ def fleet_pids(fleet: Fleet) -> list[int]:
 def room_connects(fleet: Fleet, scale: dict) -> dict:
     """Connects/s on the chat route into rooms of each size, through nginx with the
     fleet's gateway processes, and the whole fleet's CPU per connect."""
-    sizes = scale["room_sizes"]
+    sizes = [int(n) for n in os.environ.get("BENCH_ROOM_SIZES", "").split(",") if n] or scale["room_sizes"]
     create_rooms(fleet, [f"join-{n}" for n in sizes])
     pids = ",".join(str(p) for p in fleet_pids(fleet))
     out = {}

@@ -40,6 +40,7 @@ async def test_a_crowd_into_one_room_is_accepted_and_announced_once_each_in_few_
     room, other = new_room(fleet, tokens), new_room(fleet, tokens)
     watcher = await Client.connect(room_url(fleet, room), tokens["alice"])
     await watcher.next_of("history")
+    await watcher.next_of("user_join", user="alice")  # her own, before the crowd's
     crowd = crowd_tokens(fleet)
     sem = asyncio.Semaphore(IN_FLIGHT)
 
