@@ -13,9 +13,9 @@ worker cannot see: a room is loaded from it the first time the worker touches th
 Notices (`user_join`, `user_leave`, `online_users`) are the other O(members²): each
 notice goes to every member, so N users joining a room of N cost N² frames. A room's
 notices are held for a window and sent together: the joins of the window as one
-`user_join` (the seed's frame when one user joined; with `users` and `count` when
-several did, its `user` then reads "ann, bob, cat and 7 others" so a seed client's
-"<user> joined" still reads right), the leaves likewise, then the room's online list
+`user_join` (the seed's frame per user when at most three joined; one frame with
+`users` and `count` when more did, its `user` then reading "ann, bob, cat and 7
+others" so a seed client's "<user> joined" still reads right), the leaves likewise, then the room's online list
 once. The window is ONLINE_USERS_COALESCE_SECONDS, longer for a big room: what one
 flush costs (its bytes times the room's sockets) is kept under
 PRESENCE_NOTICE_BYTES_PER_SECOND per room.
@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from switchboard.protocol import frame
 
-# Names spelled out in a coalesced notice's `user` before "and N others".
+# Joins (or leaves) of one window sent one frame each, and names spelled out in a
+# coalesced notice's `user` before "and N others".
 NAMED = 3
 
 
@@ -117,7 +118,10 @@ class Notices:
     def frames(self, timestamp: str) -> list[str]:
         out = []
         for kind, names in (("user_join", self.joins), ("user_leave", self.leaves)):
-            if names:
+            if len(names) <= NAMED:
+                # A few: the seed's frame for each, as an unhurried room always sees.
+                out += [notice(kind, [name], timestamp) for name in names]
+            else:
                 out.append(notice(kind, list(names), timestamp))
         return out
 

@@ -63,3 +63,16 @@ def test_the_window_grows_with_what_a_flush_costs_a_big_room():
     # 55 KB of names to 5,000 sockets at 50 MB/s: 5.5 s
     assert round(window(0.2, 55_000, 5_000, 50_000_000), 2) == 5.5
     assert window(0.2, 55_000, 5_000, 0) == 0.2  # no budget: no limit
+
+
+def test_a_few_joins_in_one_window_are_the_seeds_frames_more_are_one():
+    few = Notices()
+    for name in ("ann", "bob"):
+        few.joined(name)
+    assert [json.loads(t)["user"] for t in few.frames("t")] == ["ann", "bob"]
+    crowd = Notices()
+    for name in ("ann", "bob", "cat", "dan"):
+        crowd.joined(name)
+    crowd.left("eve")
+    frames = [json.loads(t) for t in crowd.frames("t")]
+    assert [(f["type"], f.get("count")) for f in frames] == [("user_join", 4), ("user_leave", None)]
