@@ -131,12 +131,15 @@ class Notices:
 
 def notice(kind: str, names: list[str], timestamp: str) -> str:
     """One user_join/user_leave frame for the users of one window."""
-    if len(names) == 1:
-        return frame(kind, user=names[0], timestamp=timestamp)
-    shown = ", ".join(names[:NAMED])
-    rest = len(names) - NAMED
-    user = f"{shown} and {rest} other{'s' if rest > 1 else ''}" if rest > 0 else shown
-    return frame(kind, user=user, users=names, count=len(names), timestamp=timestamp)
+    fields: dict = {"user": names[0], "timestamp": timestamp}
+    if len(names) > 1:
+        shown = ", ".join(names[:NAMED])
+        rest = len(names) - NAMED
+        user = f"{shown} and {rest} other{'s' if rest > 1 else ''}" if rest > 0 else shown
+        fields = {"user": user, "users": names, "count": len(names), "timestamp": timestamp}
+    if kind == "user_join":
+        return frame("user_join", **fields)
+    return frame("user_leave", **fields)
 
 
 def window(base: float, flush_bytes: int, sockets: int, budget: float) -> float:
