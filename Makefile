@@ -60,7 +60,7 @@ bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it r
 faults: venv deps  ## fault campaign: table of lost/duplicated messages per fault, in var/faults.json
 	SWITCHBOARD_FAULTS=all FUZZ_EXAMPLES=10000 FAULTS_JSON=$(CURDIR)/var/faults.json \
 	RATE_CONN_PER_SECOND=2000 RATE_CONN_BURST=2000 RATE_USER_PER_SECOND=4000 RATE_USER_BURST=4000 \
-	RATE_ROUTE_SCALE=100 \
+	RATE_ROUTE_SCALE=100 WS_MAX_SOCKETS_PER_USER=100000 WS_MAX_SOCKETS_PER_IP=100000 \
 		$(BIN)/pytest tests-e2e/faults -s --timeout 3600
 
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.

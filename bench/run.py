@@ -85,6 +85,9 @@ SWITCHBOARD_ENV = {
     "RATE_CONN_PER_SECOND": "1000000",
     "RATE_CONN_BURST": "1000000",
     "RATE_ROUTE_SCALE": "10000",
+    # Thousands of sockets of few users from one address: the caps are not what is measured.
+    "WS_MAX_SOCKETS_PER_USER": "1000000",
+    "WS_MAX_SOCKETS_PER_IP": "1000000",
     "TOKEN_TTL_SECONDS": "86400",
 }
 

@@ -68,6 +68,8 @@ COMPOSE_VALUES = {
     "INBOX_SHARDS": "${INBOX_SHARDS:-4}",
     "LOG_LEVEL": "${LOG_LEVEL:-INFO}",
     "LOG_FORMAT": "${LOG_FORMAT:-json}",
+    # nginx-proxy's address on the compose network.
+    "TRUSTED_PROXIES": "${TRUSTED_PROXIES:-172.16.0.0/12,192.168.0.0/16,10.0.0.0/8}",
     # The service's volume (app_service): every container of the service reads it.
     "SWITCHBOARD_DATA_DIR": "/data",
 }

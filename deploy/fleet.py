@@ -319,6 +319,8 @@ DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
     DeploymentSetting("INBOX_SHARDS"),
     DeploymentSetting("LOG_LEVEL"),
     DeploymentSetting("LOG_FORMAT"),
+    # The proxy's network: its X-Real-IP names the client (socket caps, login throttle).
+    DeploymentSetting("TRUSTED_PROXIES"),
     # Where report files and SQLite live: a process whose `shares` is set needs it on
     # storage every process of its service reads.
     DeploymentSetting("SWITCHBOARD_DATA_DIR"),
@@ -346,9 +348,12 @@ def daphne_command(
     # No access log from daphne (-v 0): nginx's, which every request crosses first, is
     # the access log and leaves query strings out; daphne's writes an HTTP request's
     # whole URI, a ?token= included, and three lines per socket. Python logging is
-    # LOG_LEVEL's either way (settings_base.LOGGING).
+    # LOG_LEVEL's either way (settings_base.LOGGING). No --proxy-headers: daphne would
+    # take the client's address from the first X-Forwarded-For entry, which the client
+    # writes itself; ws_gateway/clientip.py believes the proxy's X-Real-IP, from the
+    # proxy only (TRUSTED_PROXIES).
     return [
         python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", "0",
         "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
-        "--websocket-max-message-size", str(max_bytes), "--proxy-headers", asgi,
+        "--websocket-max-message-size", str(max_bytes), asgi,
     ]  # fmt: skip

@@ -21,6 +21,9 @@ from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS, Route
 
 COMMON_HEADERS = (
     "proxy_set_header Host $http_host;",
+    # The client's address for the gateway's per-IP caps and login throttle; replaces
+    # any X-Real-IP the client sent (ws_gateway/clientip.py believes it from us only).
+    "proxy_set_header X-Real-IP $remote_addr;",
     "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
     "proxy_set_header X-Forwarded-Proto $scheme;",
 )

@@ -55,6 +55,8 @@ CONFIG_VALUES = {
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
     "SWITCHBOARD_DATA_DIR": "/tmp/switchboard",
+    # ingress-nginx's pod address: its X-Real-IP names the client.
+    "TRUSTED_PROXIES": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
 }
 
 SECURITY_CONTEXT = {

@@ -4,14 +4,20 @@ revoked access and the Yjs rate limit. Each test failed on the code before its f
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 from collabclients import JsonClient
-from collabhelpers import auth, new_document, ws_url
-from wsclient import PASSWORD, Client
+from collabhelpers import auth, new_document, server_document, ws_url
+from wsclient import PASSWORD, Client, token
+
+WEB = Path(__file__).resolve().parents[1] / "web" / "collab"
 
 
 def allowed_origin(fleet) -> str:
@@ -108,3 +114,74 @@ async def test_a_valid_since_still_replays(fleet, tokens):
         assert (await client.next_of("history"))["type"] == "history"
     finally:
         await client.close()
+
+
+# ---------------------------------------------------------------- item 7 ----
+def fast_typists(fleet, tok: str, doc_id: int, providers: int, interval_ms: int, keys: int) -> dict:
+    """web/collab/test/fasttype.mjs: stock y-websocket providers of one user typing."""
+    if not (WEB / "node_modules" / "y-websocket").exists():
+        pytest.fail("web/collab/node_modules is missing: run `make web`")
+    args = [fleet.ws_url, str(doc_id), tok, str(providers), str(interval_ms), str(keys)]
+    result = subprocess.run(["node", "test/fasttype.mjs", *args], cwd=WEB, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def test_three_yjs_providers_of_one_user_typing_fast_do_not_crash(fleet, tokens):
+    """Over the user's rate limit, the gateway sent a JSON error frame to a Yjs socket
+    and y-websocket died of it in Node ("Unexpected end of array", item 7)."""
+    doc_id = new_document(fleet, tokens)
+    out = await asyncio.to_thread(fast_typists, fleet, tokens["alice"], doc_id, 3, 10, 120)
+    texts = out["texts"]
+    assert texts[0] == texts[1] == texts[2] and len(texts[0]) == 3 * 120
+    assert server_document(fleet, tokens, doc_id)["content"] == texts[0]
+
+
+async def test_a_fast_typist_on_two_tabs_is_not_rate_limited(fleet, tokens):
+    """12.5 keystrokes a second in each of two tabs (50 frames/s for the user) met the
+    user's 20 frames/s limit (item 7)."""
+    doc_id = new_document(fleet, tokens)
+    out = await asyncio.to_thread(fast_typists, fleet, tokens["alice"], doc_id, 2, 80, 60)
+    assert out["closes"] == [], out["closes"]
+    assert len(out["texts"][0]) == 2 * 60
+
+
+# ---------------------------------------------------------------- item 5 ----
+async def test_one_token_cannot_open_sockets_without_limit(fleet, tokens):
+    """300 sockets of one token were all accepted (item 5): past WS_MAX_SOCKETS_PER_USER
+    (50 by default) the next closes with 4429, and closing one frees its slot."""
+    tok = token(fleet.url, "bob")
+    url = f"{fleet.ws_url}/ws/notifications/"
+    opened = []
+    try:
+        for _ in range(50):
+            client = await Client.connect(url, tok)
+            await client.next_of("unread_count", timeout=10)
+            opened.append(client)
+        assert await close_code_of(url, tok) == 4429
+        await opened.pop().close()
+        await asyncio.sleep(0.5)
+        again = await Client.connect(url, tok)
+        opened.append(again)
+        await again.next_of("unread_count", timeout=10)
+    finally:
+        for client in opened:
+            await client.close()
+
+
+def test_wrong_passwords_are_throttled_with_retry_after_whatever_ip_the_client_claims(fleet):
+    """100 wrong passwords on /api/auth/token/ were 100 x 401 (item 5)."""
+    name = "mallory-" + uuid.uuid4().hex[:6]
+    statuses = []
+    with httpx.Client(base_url=fleet.url, timeout=15) as http:
+        for i in range(8):
+            # A client's own X-Real-IP / X-Forwarded-For is not believed: nginx sets the first.
+            spoof = {"X-Real-IP": f"203.0.113.{i}", "X-Forwarded-For": f"198.51.100.{i}"}
+            res = http.post("/api/auth/token/", json={"username": name, "password": "guess"}, headers=spoof)
+            statuses.append(res.status_code)
+        assert statuses[:5] == [401] * 5 and statuses[5:] == [429] * 3, statuses
+        assert int(res.headers["Retry-After"]) >= 1
+        http.get("/login/")
+        form = {"username": name, "password": "guess", "csrfmiddlewaretoken": http.cookies["csrftoken"]}
+        page = http.post("/login/", data=form, headers={"Referer": f"{fleet.url}/login/"})
+        assert page.status_code == 429 and int(page.headers["Retry-After"]) >= 1  # the login page too

@@ -18,11 +18,15 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011  # a bug; reconnect with backoff
     TRY_AGAIN_LATER = 1013  # the owning service did not accept in time, or its inbox is full
     RECONNECT = 4000  # the server asks the client to reconnect (drain, rebalance)
+    # A binary-only (Yjs) client over its rate limit: it cannot read an error frame, so
+    # it is closed and its reconnect's sync delivers what was refused.
+    RATE_LIMITED = 4029
     SLOW_CONSUMER = 4008  # the client did not read its frames fast enough
     BAD_REQUEST = 4400  # the URL or parameters are invalid
     UNAUTHORIZED = 4401  # no token or session, or an invalid or expired one
     FORBIDDEN = 4403  # authenticated, but not allowed on this route or object
     NOT_FOUND = 4404  # no such route, room or document
+    TOO_MANY_SOCKETS = 4429  # the user or client IP has WS_MAX_SOCKETS_PER_USER / _PER_IP open
 
 
 REASONS: dict[CloseCode, str] = {
@@ -32,11 +36,13 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.INTERNAL_ERROR: "internal error",
     CloseCode.TRY_AGAIN_LATER: "service unavailable, try again later",
     CloseCode.RECONNECT: "reconnect",
+    CloseCode.RATE_LIMITED: "rate limited, reconnect after a backoff",
     CloseCode.SLOW_CONSUMER: "client too slow",
     CloseCode.BAD_REQUEST: "bad request",
     CloseCode.UNAUTHORIZED: "authentication required",
     CloseCode.FORBIDDEN: "forbidden",
     CloseCode.NOT_FOUND: "not found",
+    CloseCode.TOO_MANY_SOCKETS: "too many open sockets, close one",
 }
 
 

@@ -1,6 +1,6 @@
 """The auth API: tokens for API clients, and checks nginx asks the gateway about.
 
-POST /api/auth/token/ {"username", "password"} -> 200 {"access", "expires_in"} | 401
+POST /api/auth/token/ {"username", "password"} -> 200 {"access", "expires_in"} | 401 | 429
 GET  /api/auth/session-token/  a token for the logged-in web UI (session cookie)
 GET  /api/auth/me/             who the bearer or session is
 GET  /api/auth/check-staff/    200 staff, 401 anonymous, 403 other (nginx auth_request)
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from switchboard import tokens
 from switchboard.config import env_int
 from switchboard.http import api, bearer_identity, json_error, json_response
+from ws_gateway import clientip, throttle
 
 
 class Credentials(BaseModel):
@@ -50,17 +51,34 @@ def _identity(request) -> tokens.Identity | None:
     return None
 
 
+def throttled(wait: int):
+    response = json_error(429, "throttled", f"too many failed logins, retry in {wait} s")
+    response["Retry-After"] = str(wait)
+    return response
+
+
 @csrf_exempt  # a JSON API that takes no cookie-borne authority
 @api(
     ["POST"],
     auth=False,
     body=Credentials,
-    responses={"POST": {200: "a bearer token and its lifetime", 401: "wrong username or password"}},
+    responses={
+        "POST": {
+            200: "a bearer token and its lifetime",
+            401: "wrong username or password",
+            429: "too many wrong passwords for this username or from this address; see Retry-After",
+        }
+    },
 )
 def token(request, data: Credentials):
     creds = data
+    ip = clientip.of_request(request)
+    wait = throttle.check(creds.username, ip)
+    if wait:
+        return throttled(wait)
     user = authenticate(request, username=creds.username, password=creds.password)
     if user is None or not user.is_active:
+        throttle.failed(creds.username, ip)
         return json_error(401, "invalid_credentials", "wrong username or password")
     return json_response(_token_body(tokens.Identity(user.pk, user.username, user.is_staff)))
 

@@ -3,13 +3,15 @@
 Lifecycle of a socket (docs in README "The path of a message"):
 
 1. connect: match the route (routes.toml), check Origin (refused before the
-   handshake), complete the handshake, authenticate (4401), check staff (4403), join the
+   handshake), complete the handshake, authenticate (4401), check staff (4403), type
+   the URL's parameters (4400), count the socket against its user's and IP's caps
+   (4429), join the
    route's group and presence, then ask the owning service's inbox with gw.connect.
    Until the service answers gw.accept the socket is "connecting": client frames and
    group frames wait in small bounded buffers; no answer within
    CONNECT_TIMEOUT_SECONDS closes with 1013.
 2. open: each client frame is size-checked (1009), rate-limited (error rate_limited;
-   a binary-only socket, which cannot read error frames, is closed with 1013),
+   a binary-only socket, which cannot read error frames, is closed with 4029),
    validated against the route's schema (error frame, socket stays open) and relayed
    to the inbox shard of its key. Frames from services are forwarded as the same text.
 3. close: presence and groups are dropped and the service gets gw.disconnect.
@@ -36,7 +38,7 @@ from switchboard.presence import ALL, Member, route_topic
 from switchboard.protocol import FrameError, GwReceive, Ping, error_frame, frame, parse_client_frame
 from switchboard.ratelimit import LocalTokenBucket, connection_rate
 from switchboard.routes import ParamError
-from ws_gateway import connections, daphne_send_bound
+from ws_gateway import clientip, connections, daphne_send_bound
 from ws_gateway.layers import decoded, prepared
 from ws_gateway.socket_queue import SocketQueue
 from ws_gateway.wsauth import origin_allowed, query_pairs, read_handshake
@@ -166,6 +168,9 @@ class GatewayConsumer(AsyncConsumer):
         except ParamError:
             return await self.close(CloseCode.BAD_REQUEST, "bad_params")
         self.identity = hs.identity
+        over = await connections.registry.admit(self, hs.identity.id, clientip.of_scope(self.scope))
+        if over:
+            return await self.close(CloseCode.TOO_MANY_SOCKETS, f"too_many_sockets_{over}")
         # A route may allow more (collab: a keystroke is an update and a caret move).
         self.conn_bucket = LocalTokenBucket(*connection_rate(route))
         # A route may take larger frames (collab: a Yjs sync step 2 after offline work).
@@ -216,9 +221,12 @@ class GatewayConsumer(AsyncConsumer):
         if decision.allowed:
             decision = await connections.registry.take_user_budget(self.identity.id)
             scope = "user"
+        binary = data is not None
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(scope).inc()
-            return await self.error(ErrorCode.RATE_LIMITED, f"too many frames ({scope} limit)", decision.retry_after)
+            return await self.error(
+                ErrorCode.RATE_LIMITED, f"too many frames ({scope} limit)", decision.retry_after, binary=binary
+            )
 
         command: GwReceive = {"type": "gw.receive"}  # conn, route, user, params: to_service
         if data is not None:
@@ -235,17 +243,18 @@ class GatewayConsumer(AsyncConsumer):
             command["frame"] = parsed.model_dump(exclude_none=True)
         if self.state == "connecting":
             if len(self.pending_client) >= PENDING_CLIENT_FRAMES:
-                return await self.error(ErrorCode.BUSY, "wait for the first frames before sending", 1.0)
+                return await self.error(ErrorCode.BUSY, "wait for the first frames before sending", 1.0, binary=binary)
             self.pending_client.append(command)
             return
         if not await self.to_service(command):
-            await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0)
+            await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0, binary=binary)
 
     async def websocket_disconnect(self, message):
         """Called when the socket closed, from either end."""
         self.state = "closed"
         if self._queue is not None:
             self._queue.direct = None
+        await connections.registry.release(self)
         if getattr(self, "registered", False):
             timer = getattr(self, "connect_timer", None)
             if timer:
@@ -285,7 +294,7 @@ class GatewayConsumer(AsyncConsumer):
         commands, self.pending_client = self.pending_client, []
         for command in commands:
             if not await self.to_service(command):
-                await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0)
+                await self.error(ErrorCode.BUSY, "the service is busy, retry", 1.0, binary="bytes" in command)
 
     async def gw_reject(self, message):
         await self.close(int(message.get("code", CloseCode.FORBIDDEN)), "rejected")
@@ -433,13 +442,18 @@ class GatewayConsumer(AsyncConsumer):
         metrics.FRAMES.labels(self.route_name, "out").inc()
         await self.send({"type": "websocket.send", "bytes": data})
 
-    async def error(self, code: str, message: str, retry_after: float | None = None) -> None:
+    async def error(self, code: str, message: str, retry_after: float | None = None, binary: bool = False) -> None:
+        """An error frame about a client frame, or a close for a client that cannot read one.
+
+        A binary-only socket (gw.accept `kinds`), and before the service has said so any
+        socket that sent a binary frame on a binary route (a Yjs client syncs before it
+        is accepted), reads every frame as a protocol message: a text frame crashed
+        y-websocket ("Unexpected end of array"). It is closed instead, with a code it
+        reconnects after; the reconnect's sync delivers whatever was refused here."""
         metrics.FRAME_ERRORS.labels(self.route_name, str(code)).inc()
-        if self.group_kinds == BINARY_ONLY:
-            # A binary-only socket (a Yjs client) reads every frame as a protocol
-            # message and would choke on an error frame. Close instead: its reconnect
-            # and sync deliver whatever was refused here (rate limit, busy inbox).
-            return await self.close(CloseCode.TRY_AGAIN_LATER, str(code))
+        if self.group_kinds == BINARY_ONLY or (binary and self.match.route.binary):
+            close = CloseCode.RATE_LIMITED if code == ErrorCode.RATE_LIMITED else CloseCode.TRY_AGAIN_LATER
+            return await self.close(close, str(code))
         await self.send_text(error_frame(code, message, retry_after))
 
     async def close(self, code: int, why: str) -> None:

@@ -9,6 +9,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from ws_gateway import clientip, throttle
+
 
 def login_view(request):
     error = ""
@@ -16,12 +18,18 @@ def login_view(request):
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = "/"
     if request.method == "POST":
-        user = authenticate(
-            request, username=request.POST.get("username", ""), password=request.POST.get("password", "")
-        )
+        username, ip = request.POST.get("username", ""), clientip.of_request(request)
+        wait = throttle.check(username, ip)
+        if wait:
+            error = f"Too many failed logins. Try again in {wait} seconds."
+            response = render(request, "ws_gateway/login.html", {"error": error, "next": next_url}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        user = authenticate(request, username=username, password=request.POST.get("password", ""))
         if user is not None and user.is_active:
             login(request, user)
             return redirect(next_url)
+        throttle.failed(username, ip)
         error = "Wrong username or password."
     return render(request, "ws_gateway/login.html", {"error": error, "next": next_url})
 

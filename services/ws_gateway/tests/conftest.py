@@ -5,12 +5,24 @@ import pytest
 
 from switchboard import tokens
 from switchboard.settings_base import channel_layers as layers_config
-from ws_gateway import connections
+from ws_gateway import connections, throttle
 
 
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch):
     monkeypatch.setattr(connections, "registry", connections.Registry())
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_throttle(redis_url, monkeypatch):
+    """The login throttle on the test's Redis (never a machine's 6379), empty."""
+    monkeypatch.setattr(throttle, "_script", None)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{throttle.PREFIX}*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture

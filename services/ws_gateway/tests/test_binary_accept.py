@@ -68,4 +68,14 @@ async def test_a_binary_only_socket_over_its_limits_is_closed_never_sent_an_erro
     for _ in range(100):  # far above the route's burst and the user's
         await socket.send_input({"type": "websocket.receive", "bytes": b"\x01\x01\x00"})
     output = await socket.receive_output(5)
-    assert output == {"type": "websocket.close", "code": 1013, "reason": "service unavailable, try again later"}
+    assert output == {"type": "websocket.close", "code": 4029, "reason": "rate limited, reconnect after a backoff"}
+
+
+async def test_a_yjs_client_over_its_limits_before_it_is_accepted_is_closed_too():
+    """The Yjs client syncs before collab accepts it; a JSON error frame then crashed
+    y-websocket (issue 16, item 7): the socket's kind was only known from gw.accept."""
+    socket, _ = await open_socket("/ws/collab/44/")
+    for _ in range(100):
+        await socket.send_input({"type": "websocket.receive", "bytes": b"\x01\x01\x00"})
+    output = await socket.receive_output(5)
+    assert output["type"] == "websocket.close" and output["code"] == 4029
