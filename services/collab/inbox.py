@@ -409,9 +409,16 @@ class CollabInbox(InboxConsumer):
 
         group, conn, user = doc_group(live.doc_id), cmd["conn"], cmd["user"]["username"]
         # One seq, several frames: the Yjs update is part 0, the JSON edits parts 1..n,
-        # so the gateway can tell a skipped seq from the rest of this one.
+        # each carrying the count, so the gateway can tell a skipped seq from the rest
+        # of this one, and a seq whose later parts never came (this worker killed
+        # between two publishes) from a whole one.
+        parts = 1 + len(edits)
         await publish.send_to_group(
-            group, data=ydoc.update_message(update), seq=seq, exclude_conn=conn if source == "yjs" else None
+            group,
+            data=ydoc.update_message(update),
+            seq=seq,
+            parts=parts,
+            exclude_conn=conn if source == "yjs" else None,
         )
         for part, edit in enumerate(edits, 1):
             await publish.send_to_group(
@@ -419,6 +426,7 @@ class CollabInbox(InboxConsumer):
                 frame("edit", user=user, seq=seq, **edit),
                 seq=seq,
                 part=part,
+                parts=parts,
                 exclude_conn=conn if source == "json" else None,
             )
         if live.log_length >= env_int("COLLAB_COMPACT_UPDATES"):

@@ -484,9 +484,11 @@ class GwSend(TypedDict):
     the stream's `seq` and skip one connection or every connection of one user.
 
     A stream's seqs are gapless (chat: a room's messages; collab: a document's stored
-    updates), and one seq may be several frames, `part` 0, 1, ... The gateway sends
-    each (seq, part) to a socket at most once, and closes a socket that would skip a
-    seq with 4000: its reconnect replays what the broadcast lost. The watermark of
+    updates), and one seq may be several frames, `part` 0, 1, ... of `parts` (each
+    part carries the count; 1 when absent). The gateway sends each (seq, part) to a
+    socket at most once, and closes a socket that would skip a seq or a part of one
+    with 4000 (a part is seen missing when a later part or seq arrives): its reconnect
+    replays what the broadcast lost. The watermark of
     gw.accept is where a socket's stream starts; a stream the socket has no watermark
     for is sent as is."""
 
@@ -495,6 +497,7 @@ class GwSend(TypedDict):
     bytes: NotRequired[bytes]
     seq: NotRequired[int]
     part: NotRequired[int]
+    parts: NotRequired[int]
     group: NotRequired[str]
     exclude_conn: NotRequired[str]
     exclude_user: NotRequired[int]

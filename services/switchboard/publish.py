@@ -33,6 +33,7 @@ async def send_to_group(
     *,
     seq: int | None = None,
     part: int | None = None,
+    parts: int | None = None,
     exclude_conn: str | None = None,
     exclude_user: int | None = None,
 ) -> None:
@@ -46,6 +47,8 @@ async def send_to_group(
         message["seq"] = seq
     if part:
         message["part"] = part
+    if parts is not None and parts > 1:
+        message["parts"] = parts
     if exclude_conn:
         message["exclude_conn"] = exclude_conn
     if exclude_user is not None:

@@ -177,8 +177,9 @@ class GatewayConsumer(AsyncConsumer):
         self.max_bytes = route.max_message_bytes or env_int("WS_MAX_MESSAGE_BYTES")
         self.pending_client: list[dict] = []
         self.pending_group: list[dict] = []
-        # group -> (seq, part) of the last stream frame this socket has (GwSend).
-        self.watermarks: dict[str, tuple[int, float]] = {}
+        # group -> (seq, part, parts of that seq) of the last stream frame this socket
+        # has (GwSend).
+        self.watermarks: dict[str, tuple[int, float, int]] = {}
         self.groups: set[str] = set()
         self.told_service = False
         self.member = Member(self.channel_name, self.identity.id, self.identity.username)
@@ -279,7 +280,7 @@ class GatewayConsumer(AsyncConsumer):
         metrics.CONNECTS.labels(self.route_name, "accepted").inc()
         if self._protocol is not None:
             self._queue.direct = self.send_group_now
-        self.watermarks = {group: (int(seq), ALL_PARTS) for group, seq in (message.get("watermarks") or {}).items()}
+        self.watermarks = {group: (int(seq), ALL_PARTS, 0) for group, seq in (message.get("watermarks") or {}).items()}
         self.group_kinds = frozenset(message.get("kinds") or ("text", "bytes"))
         for group in message.get("groups") or []:
             await self.join(group)
@@ -330,16 +331,23 @@ class GatewayConsumer(AsyncConsumer):
         seq = message.get("seq")
         if seq is not None:
             group = message.get("group", "")
-            mark = self.watermarks.get(group)
+            mark = self.watermarks.get(group)  # (seq, part, parts of that seq)
             if mark is not None:
-                at = (seq, message.get("part", 0))
+                part = message.get("part", 0)
+                at = (seq, part)
                 if at <= mark:
                     return None  # in the history sent on accept, or sent already
-                if seq > mark[0] + 1:
-                    return GAP  # the broadcast of mark + 1 never came (at-most-once layer)
+                if seq > mark[0]:
+                    # A new seq: the last one had all its parts, this is its first part,
+                    # and no seq between never came (at-most-once layer, or a service
+                    # killed between storing and publishing, or between two parts).
+                    if seq > mark[0] + 1 or part != 0 or mark[1] + 1 < mark[2]:
+                        return GAP
+                elif part > mark[1] + 1:
+                    return GAP  # a part of this seq was skipped
                 # The stream moves on whether or not this socket is sent the frame: the
                 # filters below are the service saying it need not be.
-                self.watermarks[group] = at
+                self.watermarks[group] = (seq, part, message.get("parts", 1))
         if message.get("exclude_conn") == self.channel_name:
             return None
         if message.get("exclude_user") is not None and message["exclude_user"] == self.identity.id:

@@ -242,3 +242,44 @@ async def test_a_stream_the_socket_has_no_watermark_for_is_sent_as_is(token_for)
         await get_channel_layer().group_send(group, {"type": "gw.send", "group": group, "seq": seq, "text": str(seq)})
     assert [await comm.receive_from() for _ in range(3)] == ["5", "9", "9"]
     await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        "the last parts: the worker died after part 0",  # parts 1, 2 never came; seq 12 did
+        "a middle part",  # part 1 lost, part 2 came
+        "the first part",  # seq 12's part 0 lost, its part 1 came
+    ],
+)
+async def test_a_part_of_a_seq_that_never_came_asks_for_a_reconnect(token_for, lost):
+    """collab publishes one stored update as part 0 (Yjs) and parts 1..n (JSON edits),
+    one group_send each, with the count in `parts`: a worker killed between them, or a
+    part lost on the way, leaves JSON sockets without the edit, and no seq is skipped.
+    The gateway knows how many parts a seq has and closes with 4000 (the reconnect
+    brings the document as stored)."""
+    comm, cmd = await accepted(token_for(user_id=1), watermarks={"chat.room.lobby": 10})
+    layer = get_channel_layer()
+    group = "chat.room.lobby"
+
+    async def send(seq, part, parts):
+        message = {"type": "gw.send", "group": group, "seq": seq, "parts": parts, "text": f"{seq}.{part}"}
+        if part:
+            message["part"] = part
+        await layer.group_send(group, message)
+
+    await send(11, 0, 2)
+    await send(11, 1, 2)  # a whole seq: both parts
+    if lost.startswith("the last"):
+        await send(12, 0, 3)
+        await send(13, 0, 1)
+        expected = ["11.0", "11.1", "12.0"]
+    elif lost == "a middle part":
+        await send(12, 0, 3)
+        await send(12, 2, 3)
+        expected = ["11.0", "11.1", "12.0"]
+    else:
+        await send(12, 1, 2)
+        expected = ["11.0", "11.1"]
+    assert [await comm.receive_from() for _ in expected] == expected
+    assert await close_code(comm) == 4000
