@@ -326,13 +326,20 @@ class Fleet:
                 self._check_alive(deadline)
                 time.sleep(0.1)
 
-    def ctl(self, *args: str) -> str:
+    def ctl(self, *args: str, check: bool = True) -> str:
+        """supervisorctl's output; a failed command raises (a fault test that stops
+        Redis must not go on as if it had). `status` exits non-zero whenever a program
+        is not RUNNING: callers reading it pass check=False."""
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.run_dir / "supervisord.conf"), *args],
             capture_output=True,
             text=True,
             cwd=ROOT,
         )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"supervisorctl {' '.join(args)}: exit {result.returncode}: {result.stdout}{result.stderr}"
+            )
         return result.stdout
 
     def pid(self, program: str) -> int:

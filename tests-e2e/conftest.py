@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from browser import CHROMIUM_ARGS, chromium_path
-from fleetenv import E2E_ENV
+from fleetenv import E2E_ENV, tracebacks
 from wsclient import token
 
 from launcher import Fleet, free_port
@@ -21,7 +21,9 @@ from launcher import Fleet, free_port
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("fleet")
-    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=E2E_ENV)
+    # FAILPOINTS_DIR: the fault campaign arms failpoints there (switchboard/failpoints.py).
+    env = {**E2E_ENV, "FAILPOINTS_DIR": str(run_dir / "failpoints")}
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=env)
     try:
         fleet.start(wait=120)
     except BaseException:  # pytest-timeout's failure too: never leave a fleet behind
@@ -31,8 +33,12 @@ def fleet(tmp_path_factory):
         raise
     yield fleet
     fleet.stop()
-    if not os.environ.get("KEEP_FLEET"):  # KEEP_FLEET=1 keeps logs for a post-mortem
+    found = tracebacks(run_dir / "logs")
+    if not os.environ.get("KEEP_FLEET") and not found:  # KEEP_FLEET=1 keeps logs for a post-mortem
         shutil.rmtree(run_dir, ignore_errors=True)
+    # A crash a test did not notice (a consumer that died, a task that raised) is
+    # still a failure of the run: every traceback in a fleet log fails it.
+    assert not found, f"{len(found)} traceback(s) in the fleet's logs ({run_dir / 'logs'}):\n" + "\n".join(found[:10])
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """The e2e fleet's settings, in a module of its own so that tests can import them
-(a `conftest` module name is ambiguous: tests-e2e/faults has one too)."""
+(a `conftest` module name is ambiguous: tests-e2e/faults has one too), and the check
+every fleet's logs get when it stops."""
+
+from pathlib import Path
 
 E2E_ENV = {
     # Short enough that a test of the timeout waits seconds, not minutes.
@@ -20,3 +23,17 @@ E2E_ENV = {
     "REPORT_STEP_SECONDS": "0.4",
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": "10",
 }
+
+
+def tracebacks(logs: Path) -> list[str]:
+    """Each traceback in the logs, as `<log>: <its last line>`."""
+    found = []
+    for log in sorted(logs.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            # A chained exception's tracebacks are one event ("During handling ...").
+            chained = i >= 2 and lines[i - 2].startswith(("During handling", "The above exception"))
+            if line.startswith("Traceback (most recent call last)") and not chained:
+                end = next((j for j in range(i + 1, len(lines)) if lines[j] and not lines[j][0].isspace()), i)
+                found.append(f"{log.name}: {lines[end][:200]}")
+    return found

@@ -35,7 +35,7 @@ from channels.db import database_sync_to_async
 from pycrdt import Doc, Text, merge_updates
 
 from collab import store, ydoc
-from switchboard import metrics, publish, routes
+from switchboard import failpoints, metrics, publish, routes
 from switchboard.closecodes import CloseCode
 from switchboard.config import env_int
 from switchboard.errors import ErrorCode
@@ -420,6 +420,8 @@ class CollabInbox(InboxConsumer):
             parts=parts,
             exclude_conn=conn if source == "yjs" else None,
         )
+        if edits:
+            failpoints.hit("collab.between_parts")  # the fault campaign's kill between parts
         for part, edit in enumerate(edits, 1):
             await publish.send_to_group(
                 group,

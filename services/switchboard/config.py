@@ -277,6 +277,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HISTORY_LIMIT", "50", "Messages in the history frame of a fresh connection.", minimum=0),
     Setting("SINCE_MAX", "1000", "Most messages replayed to a reconnecting client with ?since=.", minimum=0),
     Setting(
+        "FAILPOINTS_DIR",
+        "",
+        "Tests only: a directory where the fault campaign arms failpoints (switchboard/failpoints.py), places a process kills itself at. Empty (always in production): none.",
+    ),
+    Setting(
         "COLLAB_COMPACT_UPDATES",
         "200",
         "Updates a collab document's log holds before the worker folds them into its snapshot.",

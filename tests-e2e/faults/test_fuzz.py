@@ -3,9 +3,14 @@ types, huge numbers, deep nesting, binary, large, unknown types, valid shapes ca
 other users' names and ids) and sends them through nginx.
 
 What must hold, as a user or operator sees it: every bad frame is answered with an
-error frame and the socket stays open; a valid frame is accepted, and whatever user
+error frame and the socket still works: the route's probe (PROBES: a chat message, a
+collab edit, mark_all_read, a ping) sent right after it gets its success answer, not
+an error and not rate_limited, every time (valid-after-bad = bad); every route's real
+commands are fuzzed too (typing, cursor moves, mark_read with other users'
+notification ids, which must stay unread); a valid frame is accepted, and whatever user
 fields it carries, the echo names its real author; no process crashed (supervisord's
-pids are unchanged); another client on the same route got nothing it should not.
+pids are unchanged, and conftest.py fails the run on any traceback in a fleet log);
+another client on the same route got nothing it should not.
 
 The routes come from the route table, so a new route is fuzzed with the generic frames
 as soon as it lands; ROUTE_FRAMES adds its valid shapes. collab is fuzzed on a document
@@ -25,6 +30,7 @@ import os
 import time
 import uuid
 
+import httpx
 import pytest
 from collabhelpers import new_document, server_document
 from hypothesis import HealthCheck, example, given, settings
@@ -103,6 +109,14 @@ ROUTE_BAD = {
         st.one_of(json_value.filter(lambda v: v not in ("insert", "delete")), st.just("insert")),
         st.one_of(json_value.filter(lambda v: not isinstance(v, int)), st.integers(min_value=10**7)),
         json_value,
+    )
+    | st.builds(
+        lambda p: json.dumps({"type": "cursor_move", "position": p}),
+        json_value.filter(lambda v: not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**6)),
+    ),
+    "notifications": st.builds(
+        lambda v: json.dumps({"type": "mark_read", "notification_id": v}),
+        json_value.filter(lambda v: not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**62)),
     ),
 }
 ROUTE_FRAMES = {
@@ -137,6 +151,38 @@ ROUTE_FRAMES = {
 # real author, collab acknowledges the edit.
 ACCEPTED = {"chat": lambda f, fuzzer: f["user"] == fuzzer, "collab": lambda f, fuzzer: f["type"] == "ack"}
 
+# Valid commands without an answer to the sender: each must be taken quietly (no error
+# frame before the probe's answer). Notifications: mark_read of another user's id
+# (`others`: bob's notifications, made for the test) is refused as not_found.
+QUIET_FRAMES = {
+    "chat": st.just({"type": "typing"}),
+    "collab": st.builds(lambda p: {"type": "cursor_move", "position": p}, st.integers(0, 3)),
+}
+
+
+def probe(route_name: str) -> dict:
+    """The frame that shows a socket still works, and its success answer's test."""
+    if route_name == "chat":
+        cid = uuid.uuid4().hex
+        return {"type": "chat_message", "message": "probe", "client_id": cid}
+    if route_name == "collab":
+        cid = uuid.uuid4().hex
+        return {"type": "edit", "action": "insert", "position": 0, "text": "", "client_id": cid}
+    if route_name == "notifications":
+        return {"type": "mark_all_read"}
+    return {"type": "ping"}
+
+
+def probe_answered(route_name: str, sent: dict, answer: dict) -> bool:
+    """`answer` is the probe's success answer (None: not this frame, keep reading)."""
+    if answer["type"] == "error":
+        raise AssertionError(f"the probe after a bad frame was refused: {answer}")
+    if "client_id" in sent:
+        return answer.get("client_id") == sent["client_id"]
+    if route_name == "notifications":
+        return answer["type"] == "unread_count"
+    return answer["type"] == "pong"
+
 
 def _is_json(text: str) -> bool:
     try:
@@ -163,7 +209,9 @@ def collab_doc(fleet, tokens) -> int:
 
 
 def pids(fleet) -> dict[str, str]:
-    return {line.split()[0]: line.split()[3] for line in fleet.ctl("status").splitlines() if "RUNNING" in line}
+    return {
+        line.split()[0]: line.split()[3] for line in fleet.ctl("status", check=False).splitlines() if "RUNNING" in line
+    }
 
 
 def recv_json(ws, timeout=5.0) -> dict:
@@ -178,12 +226,40 @@ def skip_to(ws, pred, timeout=5.0) -> dict:
             return frame
 
 
+def notifications_of(fleet, tokens, user: str, count: int) -> list[int]:
+    """`count` unread notifications of `user`, pushed by staff; their ids."""
+    ids = []
+    for i in range(count):
+        res = httpx.post(
+            f"{fleet.url}/api/notifications/",
+            json={"user": user, "title": f"fuzz-target {i}", "message": "must stay unread"},
+            headers={"Authorization": f"Bearer {tokens['admin']}"},
+            timeout=10,
+        )
+        assert res.status_code == 201, res.text
+        ids.append(res.json()["id"])
+    return ids
+
+
+def unread_ids(fleet, tokens, user: str) -> set[int]:
+    res = httpx.get(
+        f"{fleet.url}/api/notifications/",
+        params={"unread": 1, "limit": 100},
+        headers={"Authorization": f"Bearer {tokens[user]}"},
+        timeout=10,
+    )
+    res.raise_for_status()
+    return {n["id"] for n in res.json()["notifications"]}
+
+
 @pytest.mark.parametrize("route", routes.load().websocket, ids=lambda r: r.name)
 def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, collab_doc, route):
     before = pids(fleet)
     # A staff-only route is fuzzed by staff (anyone else is refused before any frame).
     fuzzer, witness = ("admin", "admin") if route.staff_only else ("alice", "bob")
     headers = {"Authorization": f"Bearer {tokens[fuzzer]}"}
+    # The bystander's own ids, sent by the fuzzer: refused as missing, and still unread.
+    others = notifications_of(fleet, tokens, witness, 3) if route.name == "notifications" else []
     with (
         connect(
             route_url(fleet, route, collab_doc),
@@ -197,11 +273,23 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, collab
     ):
         bad = text_bad_frames if route.binary else bad_frames
         bad = bad | ROUTE_BAD[route.name] if route.name in ROUTE_BAD else bad
+        if others:
+            bad = bad | st.sampled_from(others).map(lambda i: json.dumps({"type": "mark_read", "notification_id": i}))
         good = ROUTE_FRAMES.get(route.name, st.just({"type": "ping"}))
-        seen = {"bad": 0, "good": 0}
+        quiet = QUIET_FRAMES.get(route.name, st.just({"type": "ping"}))
+        seen = {"bad": 0, "good": 0, "quiet": 0, "valid_after_bad": 0}
+
+        def still_works() -> None:
+            """The probe gets its success answer (errors before it: none allowed)."""
+            sent = probe(route.name)
+            time.sleep(pace(route))
+            ws.send(json.dumps(sent))
+            skip_to(ws, lambda fr: probe_answered(route.name, sent, fr))
 
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @given(st.one_of(bad.map(lambda f: ("bad", f)), good.map(lambda f: ("good", f))))
+        @given(
+            st.one_of(bad.map(lambda f: ("bad", f)), good.map(lambda f: ("good", f)), quiet.map(lambda f: ("quiet", f)))
+        )
         def one(case):
             kind, f = case
             seen[kind] += 1
@@ -209,13 +297,15 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, collab
             ws.send(json.dumps(f) if isinstance(f, dict) else f)
             if kind == "bad":
                 answer = skip_to(ws, lambda fr: fr["type"] == "error")
-                assert answer["code"] != "internal_error", answer
-            elif f["type"] == "ping":
-                skip_to(ws, lambda fr: fr["type"] in ("pong", "error"))
+                assert answer["code"] not in ("internal_error", "rate_limited"), answer
+                still_works()
+                seen["valid_after_bad"] += 1
+            elif kind == "quiet" or f["type"] == "ping":
+                still_works()  # taken without an error frame
             else:
                 echo = skip_to(ws, lambda fr: fr.get("client_id") == f["client_id"] or fr["type"] == "error")
-                if echo["type"] != "error":  # rate_limited is an error frame too
-                    assert ACCEPTED[route.name](echo, fuzzer), echo
+                assert echo["type"] != "error", echo
+                assert ACCEPTED[route.name](echo, fuzzer), echo
 
         one()
         # The bystander was not disturbed: still open, and no error frames.
@@ -225,8 +315,10 @@ def test_fuzzed_frames_get_error_frames_and_disturb_no_one(fleet, tokens, collab
             got.append(recv_json(bystander))
         assert [f for f in got if f["type"] == "error"] == []
     assert pids(fleet) == before, "a process crashed or restarted"
+    assert set(others) <= unread_ids(fleet, tokens, witness), "another user's mark_read changed the witness's"
     print(f"\nfuzz {route.name}: {seen}")
     assert seen["bad"] > 0
+    assert seen["valid_after_bad"] == seen["bad"], seen
 
 
 # ---------------------------------------------------------------- collab: Yjs ----
