@@ -129,10 +129,15 @@ class Fleet:
                         str(self.redis_port),
                         "--bind",
                         "127.0.0.1",
+                        # Celery's broker: a report queued (202) or running must
+                        # survive a Redis restart, so the queue and its unacknowledged
+                        # tasks are kept in an append-only file (as compose does); the
+                        # fault campaign's Redis-restart row with a report in flight
+                        # lost the queued one without it.
                         "--save",
                         "",
                         "--appendonly",
-                        "no",
+                        "yes",
                         "--dir",
                         str(self.run_dir),
                     ],
