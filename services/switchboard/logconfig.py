@@ -34,7 +34,11 @@ def logging_config() -> dict:
                 "static_fields": {"service": env("SERVICE_NAME")},
             },
         },
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT")}},
+        # A dependency's outage is one line, any other exception a traceback (logpolicy.py).
+        "filters": {"outages": {"()": "switchboard.logpolicy.OutageFilter"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT"), "filters": ["outages"]}
+        },
         "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
         "loggers": {name: {"level": "WARNING"} for name in QUIET},
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from switchboard import config, logconfig, redisconn, tokens
+from switchboard import config, logconfig, logpolicy, redisconn, tokens
 from switchboard.config import default, env, env_bool, env_int, env_list
 from switchboard.routes import MAX_BODY_BYTES
 
@@ -109,6 +109,7 @@ def channel_layers(redis_url: str | None = None) -> dict:
 CHANNEL_LAYERS = channel_layers()
 
 LOGGING = logconfig.logging_config()
+logpolicy.install()
 
 
 def database_for(service: str) -> dict:
