@@ -982,7 +982,8 @@ async def run_fault(fleet, tokens, fault: str, inject, *, loads=LOADS, warmup=2.
     tasks = [asyncio.ensure_future(r) for load in active.values() for r in load.runners(sending, stop)]
     rows = {name: Row(fault, load=name) for name in active}
     try:
-        await asyncio.wait_for(asyncio.gather(*(load.ready() for load in active.values())), 30)
+        # Every socket connected (500 at once in make faults: a join storm of its own).
+        await asyncio.wait_for(asyncio.gather(*(load.ready() for load in active.values())), 120)
         await asyncio.sleep(warmup)
         started = time.monotonic()
         note = (await inject(active)) or ""
