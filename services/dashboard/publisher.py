@@ -80,6 +80,10 @@ class StatsPublisher:
                 try:
                     # A tick stuck on a hung connection must not outlive the lease unnoticed.
                     await asyncio.wait_for(self.tick(), self.lease.ttl_ms / 1000)
+                except TimeoutError:
+                    # Slow sources or a hung connection (seen on a loaded machine while
+                    # PostgreSQL restarted): an operational condition, one line.
+                    log.warning("stats publisher tick outlived its lease (%.1f s): skipped", self.lease.ttl_ms / 1000)
                 except Exception:
                     # Redis away or a bug: keep ticking; the lease expires by itself if
                     # we cannot renew it, and a standby with a working path takes over.

@@ -93,6 +93,11 @@ def generate_report(self, report_id: int) -> str:
         update(report, "failed", 0, message)
         metrics.REPORTS.labels(report.kind, "failed").inc()
         _notify(report, f"Report failed: {report.kind}", message, "/reports/")
+        if isinstance(exc, ReportError):
+            # What the requester asked for cannot be made (a room that does not exist):
+            # the record and the owner say so; not a bug, so no traceback in the log.
+            log.info("report %s failed: %s", report.task_id, message)
+            return ""
         raise
     url = download_url(report.task_id)
     update(report, "completed", 100, "report ready", {"url": url, "filename": filename, "size": len(data)})

@@ -140,3 +140,20 @@ async def test_a_publisher_frozen_past_its_lease_does_not_publish_that_tick(redi
     assert await slow.tick() is False
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(layer.receive(viewer), 0.5)
+
+
+async def test_a_tick_that_outlives_its_lease_is_one_warning_not_a_traceback(redis, monkeypatch, caplog):
+    publisher = StatsPublisher(redis, interval=0.05, owner="hung")
+    publisher.lease.ttl_ms = 50
+
+    async def hung():
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(publisher, "tick", hung)
+    stop = asyncio.Event()
+    run = asyncio.ensure_future(publisher.run(stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(run, 5)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert any("outlived its lease" in r.getMessage() for r in caplog.records)
