@@ -40,6 +40,8 @@ unit: venv  ## unit tests of the shared package and every service (real Redis on
 	$(BIN)/pytest services/switchboard
 	$(BIN)/pytest deploy/tests/test_compose_config.py deploy/tests/test_launcher.py
 	$(BIN)/pytest docs/tests
+	$(BIN)/pytest clients/js/tests
+	cd clients/js && npm run --silent typecheck
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
 		$(BIN)/pytest services/$$s --ds=$$s.settings || exit 1; \
@@ -67,7 +69,22 @@ faults: venv deps  ## fault campaign: lost/duplicated/leaked/out-of-order per fa
 WEB_COLLAB := web/collab
 EDITOR_BUNDLE := services/ws_gateway/static/ws_gateway/dist/editor.js
 
-web: $(EDITOR_BUNDLE)  ## build the collab editor bundle with esbuild (npm ci from the lock file)
+web: $(EDITOR_BUNDLE) $(JSCLIENT)/node_modules/.installed  ## build the collab editor bundle with esbuild (npm ci from the lock files), install clients/js
+
+# ---- clients/js: the browser client package (@switchboard/client), its Node tests' deps.
+JSCLIENT := clients/js
+
+$(JSCLIENT)/node_modules/.installed: $(JSCLIENT)/package.json $(JSCLIENT)/package-lock.json
+	cd $(JSCLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: jsclient-generate jsclient-check
+jsclient-generate: venv  ## rewrite clients/js/src/generated.js from closecodes.py and routes.toml
+	$(PY) $(JSCLIENT)/generate.py
+
+jsclient-check: venv $(JSCLIENT)/node_modules/.installed  ## clients/js: generated table current, types compile
+	$(PY) $(JSCLIENT)/generate.py --check
+	cd $(JSCLIENT) && npm run --silent typecheck
 
 $(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/package-lock.json
 	cd $(WEB_COLLAB) && npm ci --no-audit --no-fund --loglevel=error
