@@ -68,15 +68,20 @@ faults: venv deps  ## fault campaign: lost/duplicated/leaked/out-of-order per fa
 # ---- collab: the editor page's bundle (Yjs + CodeMirror), built from web/collab's lock file.
 WEB_COLLAB := web/collab
 EDITOR_BUNDLE := services/ws_gateway/static/ws_gateway/dist/editor.js
+JSCLIENT := clients/js
+# The pages' bundle: the client plus the pages' glue (clients/js/web/pages.js), as window.Switchboard.
+CLIENT_BUNDLE := services/ws_gateway/static/ws_gateway/dist/switchboard.js
 
-web: $(EDITOR_BUNDLE) $(JSCLIENT)/node_modules/.installed  ## build the collab editor bundle with esbuild (npm ci from the lock files), install clients/js
+web: $(EDITOR_BUNDLE) $(CLIENT_BUNDLE)  ## build the web UI's bundles with esbuild (collab editor, @switchboard/client; npm ci from the lock files)
 
 # ---- clients/js: the browser client package (@switchboard/client), its Node tests' deps.
-JSCLIENT := clients/js
-
 $(JSCLIENT)/node_modules/.installed: $(JSCLIENT)/package.json $(JSCLIENT)/package-lock.json
 	cd $(JSCLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The pages' bundle (built from CLIENT_BUNDLE's rule below).
+$(CLIENT_BUNDLE): $(JSCLIENT)/node_modules/.installed $(wildcard $(JSCLIENT)/src/*.js) $(JSCLIENT)/web/pages.js
+	cd $(JSCLIENT) && npm run --silent build:web
 
 .PHONY: jsclient-generate jsclient-check
 jsclient-generate: venv  ## rewrite clients/js/src/generated.js from closecodes.py and routes.toml

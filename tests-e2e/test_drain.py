@@ -75,7 +75,7 @@ async def test_sigterm_closes_every_socket_with_going_away_and_clients_reconnect
     await survivors[0].send({"type": "chat_message", "message": "still here", "client_id": f"drain-{pid}"})
     await survivors[0].next_of("chat_message", client_id=f"drain-{pid}")
 
-    # The dropped clients reconnect at once (as socket.js does after its backoff)
+    # The dropped clients reconnect at once (as @switchboard/client does after its backoff)
     # and land on the gateway that is still up.
     before = sample(fleet, "ws-gateway-1", "switchboard_gateway_connections", route="chat")
     again = []

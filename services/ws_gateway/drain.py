@@ -5,7 +5,7 @@ On SIGTERM (Kubernetes' pod termination, supervisord's stop, a rolling deploy):
 1. stop accepting: daphne's listening sockets close, so nginx or the Service sends
    new connections to the other gateways, and /readyz answers 503;
 2. close every open WebSocket with 1001 GOING_AWAY, which the client library
-   (socket.js, and any client that follows the close-code policy in closecodes.py)
+   (@switchboard/client in clients/js, and any client that follows the close-code policy in closecodes.py)
    answers by reconnecting with jittered backoff, to another gateway;
 3. wait until those sockets are gone or DRAIN_SECONDS pass, then hand over to
    Twisted's own SIGTERM handling, which stops daphne.

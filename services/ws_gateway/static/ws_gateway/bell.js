@@ -6,16 +6,14 @@
   const panel = document.getElementById("bell-panel");
   const list = document.getElementById("bell-list");
   if (!count) return;
-  const socket = new Switchboard.Socket("/ws/notifications/", {
-    onFrame(f) {
-      if (f.type === "unread_count") {
-        count.textContent = f.count;
-        count.dataset.unread = f.count > 0 ? "yes" : "no";
-      } else if (f.type === "notification") {
-        list.prepend(item(f));
-        while (list.children.length > 20) list.lastChild.remove();
-      }
-    },
+  const socket = Switchboard.connect("notifications");
+  socket.on("unread_count", (f) => {
+    count.textContent = f.count;
+    count.dataset.unread = f.count > 0 ? "yes" : "no";
+  });
+  socket.on("notification", (f) => {
+    list.prepend(item(f));
+    while (list.children.length > 20) list.lastChild.remove();
   });
   function item(n) {
     const li = document.createElement("li");

@@ -138,20 +138,13 @@
     }
   }
 
-  new Switchboard.Socket("/ws/dashboard/", {
-    onStatus: (s, code) => {
-      status.textContent = s === "closed" ? `closed (${code})` : s;
-      status.className = "status " + s;
-      if (s === "live") reload();
-    },
-    onFrame: (f) => {
-      switch (f.type) {
-        case "initial_stats": case "stats_update": showStats(f.data); break;
-        case "new_order": addOrder(f.order, true); break;
-        case "alert": addAlert(f, true); break;
-      }
-    },
-  });
+  const socket = Switchboard.connect("dashboard");
+  Switchboard.showStatus(socket, status);
+  socket.on("open", reload);
+  socket.on("initial_stats", (f) => showStats(f.data));
+  socket.on("stats_update", (f) => showStats(f.data));
+  socket.on("new_order", (f) => addOrder(f.order, true));
+  socket.on("alert", (f) => addAlert(f, true));
 
   $("alert-form").onsubmit = async (e) => {
     e.preventDefault();

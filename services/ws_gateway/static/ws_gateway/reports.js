@@ -56,13 +56,12 @@
   }
   const label = (type, params) => type + (params && params.room ? " " + params.room : "");
 
-  new Switchboard.Socket("/ws/tasks/", {
-    onStatus(s) { document.getElementById("status").textContent = s; if (s === "live") load(); },
-    onFrame(f) {
-      if (f.type !== "task_update") return;
-      const known = rows.get(f.task_id);
-      show(f.task_id, known ? known.tr.querySelector(".name").textContent : f.task_id, f.status, f.progress, f.message, f.result);
-    },
+  const tasks = Switchboard.connect("tasks");
+  Switchboard.showStatus(tasks, document.getElementById("status"));
+  tasks.on("open", load);
+  tasks.on("task_update", (f) => {
+    const known = rows.get(f.task_id);
+    show(f.task_id, known ? known.tr.querySelector(".name").textContent : f.task_id, f.status, f.progress, f.message, f.result);
   });
 
   form.addEventListener("submit", async (e) => {
