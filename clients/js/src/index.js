@@ -376,6 +376,7 @@ export class ChatRoom extends Connection {
     this._chain = Promise.resolve();
     this._resendTimer = null;
     this.on("close", () => {
+      this.ready = false;
       clearTimeout(this._resendTimer);
       this._resendTimer = null;
     });
