@@ -36,7 +36,7 @@ format: venv  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-unit: venv  ## unit tests of the shared package and every service (real Redis on a free port)
+unit: venv clients/js/node_modules/.installed  ## unit tests of the shared package and every service (real Redis on a free port)
 	$(BIN)/pytest services/switchboard
 	$(BIN)/pytest deploy/tests/test_compose_config.py deploy/tests/test_launcher.py
 	$(BIN)/pytest docs/tests
