@@ -9,11 +9,13 @@ export const CloseCode = Object.freeze({
   "INTERNAL_ERROR": 1011,
   "TRY_AGAIN_LATER": 1013,
   "RECONNECT": 4000,
+  "RATE_LIMITED": 4029,
   "SLOW_CONSUMER": 4008,
   "BAD_REQUEST": 4400,
   "UNAUTHORIZED": 4401,
   "FORBIDDEN": 4403,
-  "NOT_FOUND": 4404
+  "NOT_FOUND": 4404,
+  "TOO_MANY_SOCKETS": 4429
 });
 
 /** The server's reason text for each code. */
@@ -24,11 +26,13 @@ export const CLOSE_REASONS = Object.freeze({
   "1011": "internal error",
   "1013": "service unavailable, try again later",
   "4000": "reconnect",
+  "4029": "rate limited, reconnect after a backoff",
   "4008": "client too slow",
   "4400": "bad request",
   "4401": "authentication required",
   "4403": "forbidden",
-  "4404": "not found"
+  "4404": "not found",
+  "4429": "too many open sockets, close one"
 });
 
 /** Inclusive [from, to] ranges of terminal codes (closecodes.may_reconnect() is false). */
