@@ -41,6 +41,7 @@ from fleet import (  # noqa: E402
     Service,
 )
 
+from nginxconf import ACCESS_LOG_FORMAT  # noqa: E402
 from nginxconf import render as render_nginx  # noqa: E402
 from switchboard.routes import PROXY_IDLE_TIMEOUT_SECONDS  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
@@ -191,6 +192,8 @@ def compose() -> str:
         "    environment:",
         "      DEFAULT_HOST: ${SWITCHBOARD_HOST:-localhost}",
         f"      PROXY_READ_TIMEOUT: {PROXY_IDLE_TIMEOUT_SECONDS}s",
+        "      # Its default log line is $request, query string (?token=) included: ours has none.",
+        "      LOG_FORMAT: " + json.dumps(ACCESS_LOG_FORMAT.replace("$", "$$")),
         "    volumes:",
         "      - /var/run/docker.sock:/tmp/docker.sock:ro",
         "    depends_on:",

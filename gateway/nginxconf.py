@@ -12,12 +12,27 @@ never be written down).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
 from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS, RouteTable, load  # noqa: E402
+
+# The access log line of every proxy in front of Switchboard (this nginx, compose's
+# nginx-proxy): the path without its query string, so a ?token= is never written down.
+ACCESS_LOG_FORMAT = (
+    '$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $body_bytes_sent $request_time'
+)
+# nginx variables that hold the query string ($request is the whole request line).
+_QUERY_VARIABLES = re.compile(r"\$\{?(request(?![_a-z])|request_uri|args|query_string|arg_\w+)")
+
+
+def logs_query_string(log_format: str) -> bool:
+    """Whether an nginx log_format would write a request's query string (and its token)."""
+    return bool(_QUERY_VARIABLES.search(log_format))
+
 
 COMMON_HEADERS = (
     "proxy_set_header Host $http_host;",
@@ -86,8 +101,7 @@ error_log {prefix}/nginx-error.log crit;
 events {{ worker_connections {worker_connections}; }}
 http {{
     map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
-    log_format switchboard '$remote_addr [$time_local] "$request_method $uri $server_protocol" '
-                           '$status $body_bytes_sent $request_time';
+    log_format switchboard '{ACCESS_LOG_FORMAT}';
     access_log {prefix}/nginx-access.log switchboard;
     client_body_temp_path {prefix}/nginx-body;
     proxy_temp_path {prefix}/nginx-proxy;

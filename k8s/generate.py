@@ -292,6 +292,10 @@ def ingress() -> list[dict]:
         "nginx.ingress.kubernetes.io/proxy-send-timeout": str(PROXY_IDLE_TIMEOUT_SECONDS),
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
         "nginx.ingress.kubernetes.io/proxy-body-size": str(MAX_BODY_BYTES),  # as gateway/nginxconf.py
+        # ingress-nginx's default log line is $request, query string (?token=) included,
+        # and its format is the controller's, not ours: no access log for these paths.
+        # (Where you own the controller: log-format-upstream without $request/$args.)
+        "nginx.ingress.kubernetes.io/enable-access-log": "false",
     }
     out = []
     for staff in (False, True):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import composegen
 import pytest
+import yaml
 from fleet import PROCESSES, SERVICES
 
 from switchboard.routes import load as load_routes
@@ -181,3 +182,17 @@ def test_make_dotenv_writes_secrets_a_production_process_accepts():
     assert {k: v for k, v in first.items() if k not in composegen.DOTENV_SECRETS} == {
         k: v for k, v in example.items() if k not in composegen.DOTENV_SECRETS
     }
+
+
+def test_no_proxy_writes_a_query_string_to_its_access_log():
+    """nginx-proxy's default log line is "$request" (the query string, ?token= included);
+    compose.yaml gives it our format, which has none. So does the local nginx."""
+    import nginxconf
+
+    assert not nginxconf.logs_query_string(nginxconf.ACCESS_LOG_FORMAT)
+    for leaky in ('"$request"', "$request_uri", "$args", "$query_string", "$arg_token", "${request}"):
+        assert nginxconf.logs_query_string(leaky), leaky
+    proxy = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["proxy"]
+    fmt = proxy["environment"].get("LOG_FORMAT")
+    assert fmt, "nginx-proxy logs its default format ($request, with ?token=)"
+    assert not nginxconf.logs_query_string(fmt.replace("$$", "$")), fmt

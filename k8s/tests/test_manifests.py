@@ -329,3 +329,17 @@ def test_every_process_gets_its_secrets_from_the_secret_and_prod_refuses_placeho
     assert prod.get("SWITCHBOARD_DEBUG", "0") == "0"
     example = yaml.safe_load((K8S / "overlays" / "prod" / "secret.example.yaml").read_text())["stringData"]
     assert insecure_secrets(example["secret-key"], example["jwt-keys"])
+
+
+def test_the_ingress_never_logs_a_query_string(rendered):
+    """ingress-nginx's default log format writes $request, ?token= included: every Ingress
+    of Switchboard turns its access log off (the format is the controller's, not ours)."""
+    for name, objects in rendered.items():
+        ingresses = of_kind(objects, "Ingress")
+        assert ingresses
+        for ing in ingresses:
+            notes = ing["metadata"].get("annotations", {})
+            assert notes.get("nginx.ingress.kubernetes.io/enable-access-log") == "false", (
+                name,
+                ing["metadata"]["name"],
+            )
