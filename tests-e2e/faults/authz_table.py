@@ -26,11 +26,14 @@ identity when the identity reaches the endpoint (its carrier is one the row `tak
 A carrier the row does not take carries nobody: the outcome is `anon`'s.
 Rules that hold for every row, so the rows need not repeat them:
 * a method a row does not list is 405 for everyone (`takes` notwithstanding);
-* `csrf` rows (the web UI's Django pages): an unsafe method (not GET/HEAD/OPTIONS)
-  without the page's CSRF token, or from a foreign Origin, is 403 before anything else;
+* `csrf` rows (ws-gateway's views: the web UI's pages and the session-aware auth API;
+  the token endpoint alone is exempt, it takes no cookie authority): an unsafe method
+  (not GET/HEAD/OPTIONS) without the page's CSRF token, or from a foreign Origin, is
+  403 before anything else;
 * a WebSocket from a foreign Origin is refused before the handshake (HTTP 403), and a
   session cookie without any Origin is no credential (a non-browser brings a token);
-* no answer to a foreign Origin grants it CORS (no Access-Control-Allow-Origin);
+* no answer lets a foreign Origin read it with the user's credentials (no
+  Access-Control-Allow-Origin naming it, no `*` with Allow-Credentials);
 * `sees`: what of alice's objects each identity may be shown, in any answer or frame
   (chat rooms are public to signed-in users; staff sees every order); nobody but bob
   may be shown bob's document or order.
@@ -122,7 +125,7 @@ OWNER_ONLY_404 = who(alice=200, bob=404, staff=404, anon=401)  # someone else's 
 
 HTTP_ROWS: tuple[HttpRow, ...] = (
     # ---------------------------------------------------------------- ws-gateway: auth
-    HttpRow("api/auth/openapi.json", "/api/auth/openapi.json", {"GET": users(200, 200)}, takes=NOBODY),
+    HttpRow("api/auth/openapi.json", "/api/auth/openapi.json", {"GET": users(200, 200)}, takes=NOBODY, csrf=True),
     # Right credentials in the body: a token for whoever asks, whatever else is sent.
     HttpRow(
         "api/auth/token/",
@@ -131,11 +134,19 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         takes=NOBODY,
         body={"POST": {"username": "alice", "password": "switchboard"}},
     ),
-    HttpRow("api/auth/session-token/", "/api/auth/session-token/", {"GET": users(200, 401)}, takes=SESSION),
-    HttpRow("api/auth/me/", "/api/auth/me/", {"GET": users(200, 401)}, takes=BEARER_OR_SESSION),
-    HttpRow("api/auth/check-staff/", "/api/auth/check-staff/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION),
-    HttpRow("api/auth/users/", "/api/auth/users/?username=alice", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION),
-    HttpRow("api/auth/stats/", "/api/auth/stats/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION),
+    HttpRow("api/auth/session-token/", "/api/auth/session-token/", {"GET": users(200, 401)}, takes=SESSION, csrf=True),
+    HttpRow("api/auth/me/", "/api/auth/me/", {"GET": users(200, 401)}, takes=BEARER_OR_SESSION, csrf=True),
+    HttpRow(
+        "api/auth/check-staff/", "/api/auth/check-staff/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION, csrf=True
+    ),
+    HttpRow(
+        "api/auth/users/",
+        "/api/auth/users/?username=alice",
+        {"GET": staff_only(200)},
+        takes=BEARER_OR_SESSION,
+        csrf=True,
+    ),
+    HttpRow("api/auth/stats/", "/api/auth/stats/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION, csrf=True),
     # ---------------------------------------------------------------- ws-gateway: pages
     # A page is read with GET/HEAD; only the login form is posted (to log in, wrong
     # password here: the form again), and logout is by POST only (issue 16).
@@ -181,7 +192,6 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         "/api/chat/rooms/",
         {"GET": users(200, 401), "POST": users(201, 401)},
         body={"POST": "new_room"},
-        shows=("room",),
     ),
     # Rooms are public to signed-in users: bob reads alice's room.
     HttpRow(
@@ -197,7 +207,6 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         "/api/collab/documents/",
         {"GET": users(200, 401), "POST": users(201, 401)},
         body={"POST": {"title": "matrix: a new document", "content": "nothing secret"}},
-        shows=("doc",),
     ),
     # Not shared with bob nor staff: 403 (the document exists; ids are sequential anyway).
     HttpRow(
@@ -269,9 +278,12 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
     # ------------------------------------------------ routes.toml prefixes outside Django
     # /ws/ over plain HTTP (no Upgrade): no page there, for anyone, any method.
     HttpRow("/ws/", "/ws/chat/{alice_room}/", {m: users(404, 404) for m in METHODS}, takes=NOBODY),
-    # Flower: nginx asks check-staff first (bearer or session), then Flower answers.
-    HttpRow("/flower/", "/flower/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION),
-    HttpRow("/flower/", "/flower/metrics", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION),
+    # Flower: nginx asks check-staff first (bearer or session), whatever the method;
+    # only then does Flower answer (it serves GET).
+    *(
+        HttpRow("/flower/", url, {m: staff_only(200 if m == "GET" else 405) for m in METHODS}, takes=BEARER_OR_SESSION)
+        for url in ("/flower/", "/flower/metrics")
+    ),
 )
 
 # Query parameters are never the route's identity: a query naming a path parameter is
@@ -280,6 +292,8 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
 REFUSED = who(alice=4400, bob=4400, staff=4400, anon=4401)
 IGNORED_OR_REFUSED = users(frozenset({OPEN, 4400}), 4401)
 NOTHING = frozenset()
+# What a user is notified of: a notification, and that their order or report is done.
+NOTIFIED = frozenset({"notification", "order", "report"})
 
 WS_ROWS: tuple[WsRow, ...] = (
     # Rooms are public to signed-in users.
@@ -322,7 +336,7 @@ WS_ROWS: tuple[WsRow, ...] = (
         "plain",
         "/ws/notifications/",
         users(OPEN, 4401),
-        frozenset({"notification"}),
+        NOTIFIED,
         must_get=("notification",),
         attempt="mark_read",
     ),
@@ -331,7 +345,7 @@ WS_ROWS: tuple[WsRow, ...] = (
         "query_names_alice",
         "/ws/notifications/?user={alice_id}",
         IGNORED_OR_REFUSED,
-        frozenset({"notification"}),
+        NOTIFIED,
         attempt="mark_read",
     ),
     # Staff only; staff sees every new order.
@@ -340,6 +354,7 @@ WS_ROWS: tuple[WsRow, ...] = (
         "plain",
         "/ws/dashboard/",
         who(alice=4403, bob=4403, staff=OPEN, anon=4401),
-        frozenset({"order"}),
+        frozenset({"order", "bob_order"}),
+        must_get=("order", "bob_order"),
     ),
 )

@@ -18,6 +18,7 @@ row, so a new endpoint cannot land unexamined. Sizes: `matrix_size()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -234,12 +235,16 @@ def tokens_issue_expired(claims: dict) -> str:
 
 # ------------------------------------------------------------------- judging ----
 def pdf_text(body: bytes) -> bytes:
-    """A PDF's bytes with its Flate streams inflated (reportlab compresses pages)."""
+    """A PDF's bytes with its page streams decoded (reportlab writes them ASCII85 and
+    Flate encoded), so the text drawn on a page can be searched."""
     parts = [body]
-    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S):
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", body, re.S):
+        data = m.group(1).strip()
         try:
-            parts.append(zlib.decompress(m.group(1)))
-        except zlib.error:
+            if data.endswith(b"~>"):
+                data = base64.a85decode(data[:-2])
+            parts.append(zlib.decompress(data))
+        except (ValueError, zlib.error):
             pass
     return b"\n".join(parts)
 
@@ -253,25 +258,35 @@ def matches(expected, got) -> bool:
     return got in expected if isinstance(expected, frozenset) else got == expected
 
 
-def denied(expected) -> bool:
-    """The table refuses here (no success among the allowed outcomes)."""
-    allowed = expected if isinstance(expected, frozenset) else {expected}
-    return not any(o == OPEN or (isinstance(o, int) and o < 400) for o in allowed)
+def success(outcome) -> bool:
+    return outcome == OPEN or (isinstance(outcome, int) and outcome < 400 and outcome != 302)
+
+
+def refuses(expected) -> bool:
+    """The table refuses here: no success among the right outcomes."""
+    return not any(success(o) for o in (expected if isinstance(expected, frozenset) else {expected}))
 
 
 @dataclass
 class Cell:
-    where: str
+    what: str  # the method and url, or the socket's row
+    identity: str
+    carrier: str
     expected: object
     got: object
     problem: str = ""  # "" fine; else "leak: ..." or "wrong: ..."
 
 
 def report(cells: list[Cell]) -> str:
+    """The wrong cells, one line per (what, expected, got, problem) with who and how."""
     bad = [c for c in cells if c.problem]
     leaks = sum(1 for c in bad if c.problem.startswith("leak"))
+    groups: dict[tuple, list[str]] = {}
+    for c in bad:
+        groups.setdefault((c.what, str(c.expected), str(c.got), c.problem), []).append(f"{c.identity}/{c.carrier}")
     lines = [f"{len(bad)} of {len(cells)} cells wrong, {leaks} of them leaks:"]
-    lines += [f"  {c.where}: expected {c.expected}, got {c.got}  {c.problem}" for c in bad[:60]]
+    for (what, expected, got, problem), who in groups.items():
+        lines.append(f"  {what}: expected {expected}, got {got}  {problem}  [{' '.join(who)}]")
     return "\n".join(lines)
 
 
@@ -324,21 +339,23 @@ def judge_http(world: World, row: HttpRow, method, identity, carrier, res: httpx
     got: object = res.status_code
     if res.status_code == 302 and res.headers.get("location", "").startswith("/login/"):
         got = LOGIN
-    where = f"{method} {row.url} {identity} {carrier}"
-    cell = Cell(where, expected, got)
+    cell = Cell(f"{method} {row.url}", identity, carrier, expected, got)
     body = res.content
     if res.headers.get("content-type", "").startswith("application/pdf"):
         body = pdf_text(body)
     effective = identity if carrier in row.takes else "none"
     seen = shown(world, body) - SEES[effective]
     acao = res.headers.get("access-control-allow-origin")
+    credentials = res.headers.get("access-control-allow-credentials", "").lower() == "true"
     if not matches(expected, got):
-        success = isinstance(got, int) and got < 400 and got != 302
-        cell.problem = "leak: let in" if denied(expected) and success else "wrong answer"
+        # Let in where this identity may do nothing with this row: a leak. (A page
+        # answering a wrong method as it answers GET is wrong, not a leak.)
+        allowed_here = any(success(row.methods[m][effective]) for m in row.methods)
+        cell.problem = "leak: let in" if success(got) and refuses(expected) and not allowed_here else "wrong answer"
     if seen:
         cell.problem = f"leak: shows {sorted(seen)}"
-    elif carrier == "cookie_foreign" and acao in ("*", FOREIGN_ORIGIN):
-        cell.problem = f"leak: CORS grants the foreign Origin ({acao})"
+    elif carrier == "cookie_foreign" and (acao == FOREIGN_ORIGIN or (acao == "*" and credentials)):
+        cell.problem = f"leak: CORS lets the foreign Origin read it ({acao})"
     elif not cell.problem and effective == "alice" and method == "GET" and got == 200:
         missing = set(row.shows) - shown(world, body)
         if missing:
@@ -375,7 +392,7 @@ async def run_logout_row(world: World, fleet, row: HttpRow, client: httpx.AsyncC
             cells.append(judge_http(world, row, method, identity, carrier, res))
         if identity in fresh:
             me = await client.get(f"{fleet.url}/api/auth/me/", headers={"Cookie": f"sessionid={fresh[identity]}"})
-            cell = Cell(f"session of {identity} after POST /logout/", 401, me.status_code)
+            cell = Cell("GET /api/auth/me/ after POST /logout/", identity, "cookie", 401, me.status_code)
             if me.status_code != 401:
                 cell.problem = "wrong: still logged in"
             cells.append(cell)
@@ -539,12 +556,12 @@ def ws_expected(row: WsRow, identity: str, carrier: str):
 
 def judge_ws(world: World, s: Sock, fresh: dict[str, str]) -> Cell:
     expected = ws_expected(s.row, s.identity, s.carrier)
-    cell = Cell(f"{s.row.route}/{s.row.variant} {world.url(s.row.url)} {s.identity} {s.carrier}", expected, s.outcome)
+    cell = Cell(f"{s.row.route}/{s.row.variant} {s.row.url}", s.identity, s.carrier, expected, s.outcome)
     payload = b"\n".join(s.frames)
     seen = shown(world, payload)
     unseeable = seen - (SEES[s.identity] & s.row.may_get)
     if not matches(expected, s.outcome):
-        cell.problem = "leak: let in" if denied(expected) and s.outcome == OPEN else "wrong answer"
+        cell.problem = "leak: let in" if refuses(expected) and s.outcome == OPEN else "wrong answer"
     if unseeable:
         cell.problem = f"leak: received {sorted(unseeable)}"
     elif not cell.problem and s.outcome == OPEN and matches(expected, OPEN):
@@ -577,7 +594,7 @@ async def test_ws_matrix(fleet, world, carrier):
         unread = await actors.still_unread(acted["notification_id"])
     cells = [judge_ws(world, s, actors.fresh) for s in socks]
     if attempts:
-        cell = Cell("bob's and staff's mark_read of alice's notification", "still unread", unread)
+        cell = Cell("mark_read of alice's notification", "bob+staff", carrier, "still unread", unread)
         cell.problem = "" if unread else "leak: someone else marked alice's notification read"
         cells.append(cell)
     assert not [c for c in cells if c.problem], report(cells)
