@@ -1,6 +1,9 @@
 """The web UI's pages: login, the room list, a chat room and the staff dashboard (plain
 templates and JS), and the collab documents list and editor (the editor is a bundle
-built from web/collab)."""
+built from web/collab).
+
+A page is read with GET or HEAD (require_safe); only the login form is posted. Any
+other method is 405, whoever asks (tests-e2e/faults/authz_table.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_safe
 
 from ws_gateway import clientip, throttle
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def login_view(request):
     error = ""
     next_url = request.GET.get("next") or request.POST.get("next") or "/"
@@ -39,26 +44,31 @@ def logout_view(request):
     return redirect("/login/")
 
 
+@require_safe
 @login_required
 def rooms(request):
     return render(request, "ws_gateway/rooms.html", {})
 
 
+@require_safe
 @login_required
 def chat(request, room: str):
     return render(request, "ws_gateway/chat.html", {"room": room})
 
 
+@require_safe
 @login_required
 def collab_documents(request):
     return render(request, "ws_gateway/collab_documents.html", {})
 
 
+@require_safe
 @login_required
 def collab_editor(request, doc: int):
     return render(request, "ws_gateway/collab_editor.html", {"doc": doc})
 
 
+@require_safe
 @login_required
 def dashboard(request):
     """The live staff dashboard (its socket, /ws/dashboard/, is staff-only too)."""
@@ -67,6 +77,7 @@ def dashboard(request):
     return render(request, "ws_gateway/dashboard.html", {})
 
 
+@require_safe
 @login_required
 def reports(request):
     """Request reports and watch their progress live (/ws/tasks/)."""

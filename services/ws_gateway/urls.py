@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.urls import path, re_path
+from django.views.decorators.http import require_safe
 from django.views.static import serve
 
 from switchboard.openapi import openapi_view
@@ -28,5 +29,5 @@ urlpatterns = [
     path("collab/<int:doc>/", pages.collab_editor),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("reports/", pages.reports, name="reports"),
-    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": STATIC_ROOT}),
+    re_path(r"^static/(?P<path>.*)$", require_safe(serve), {"document_root": STATIC_ROOT}),
 ]
