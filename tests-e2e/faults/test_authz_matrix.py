@@ -305,7 +305,7 @@ def http_body(world: World, row: HttpRow, method: str, carrier: str) -> dict:
         return {}
     body = row.body.get("POST", {})
     if body == "login_form":
-        form = {"username": "alice", "password": "not-her-password"}
+        form = {"username": "matrix-nobody", "password": "wrong"}  # throttles count per username
         if carrier.startswith("cookie"):
             form["csrfmiddlewaretoken"] = world.csrf
         return {"data": form}
