@@ -2,8 +2,9 @@
 templates and JS), and the collab documents list and editor (the editor is a bundle
 built from web/collab).
 
-A page is read with GET or HEAD (require_safe); only the login form is posted. Any
-other method is 405, whoever asks (tests-e2e/faults/authz_table.py)."""
+A page is read with GET or HEAD (require_safe); only the login form is posted, and
+logout is a POST (with the CSRF token). Any other method is 405, whoever asks
+(tests-e2e/faults/authz_table.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from ws_gateway import clientip, throttle
 
@@ -39,6 +40,7 @@ def login_view(request):
     return render(request, "ws_gateway/login.html", {"error": error, "next": next_url})
 
 
+@require_POST  # a GET would let any page log the user out (an <img src="/logout/">)
 def logout_view(request):
     logout(request)
     return redirect("/login/")

@@ -279,9 +279,15 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
     # /ws/ over plain HTTP (no Upgrade): no page there, for anyone, any method.
     HttpRow("/ws/", "/ws/chat/{alice_room}/", {m: users(404, 404) for m in METHODS}, takes=NOBODY),
     # Flower: nginx asks check-staff first (bearer or session), whatever the method;
-    # only then does Flower answer (it serves GET).
+    # only then does Flower answer: GET, and OPTIONS as a CORS preflight (204, no
+    # credentials allowed, so a foreign page still reads nothing with the cookie).
     *(
-        HttpRow("/flower/", url, {m: staff_only(200 if m == "GET" else 405) for m in METHODS}, takes=BEARER_OR_SESSION)
+        HttpRow(
+            "/flower/",
+            url,
+            {m: staff_only({"GET": 200, "OPTIONS": 204}.get(m, 405)) for m in METHODS},
+            takes=BEARER_OR_SESSION,
+        )
         for url in ("/flower/", "/flower/metrics")
     ),
 )
