@@ -305,7 +305,8 @@ def http_body(world: World, row: HttpRow, method: str, carrier: str) -> dict:
         return {}
     body = row.body.get("POST", {})
     if body == "login_form":
-        form = {"username": "matrix-nobody", "password": "wrong"}  # throttles count per username
+        # A user that does not exist, another each time: a per-username throttle locks out nobody.
+        form = {"username": f"matrix-nobody-{uuid.uuid4().hex[:8]}", "password": "wrong"}
         if carrier.startswith("cookie"):
             form["csrfmiddlewaretoken"] = world.csrf
         return {"data": form}
