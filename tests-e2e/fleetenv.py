@@ -22,6 +22,9 @@ E2E_ENV = {
     # back after 10 s (above the longest e2e report, so none runs twice while alive).
     "REPORT_STEP_SECONDS": "0.4",
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": "10",
+    # ws-gateway: a socket past its token's exp, or of an ended session, goes within seconds.
+    "TOKEN_EXPIRY_GRACE_SECONDS": "1",
+    "SESSION_RECHECK_SECONDS": "1",
 }
 
 

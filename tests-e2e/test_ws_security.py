@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import websockets
 from collabclients import JsonClient
 from collabhelpers import auth, new_document, server_document, ws_url
 from wsclient import PASSWORD, Client, token
+
+from switchboard import tokens as switchboard_tokens
 
 WEB = Path(__file__).resolve().parents[1] / "web" / "collab"
 
@@ -185,3 +188,60 @@ def test_wrong_passwords_are_throttled_with_retry_after_whatever_ip_the_client_c
         form = {"username": name, "password": "guess", "csrfmiddlewaretoken": http.cookies["csrftoken"]}
         page = http.post("/login/", data=form, headers={"Referer": f"{fleet.url}/login/"})
         assert page.status_code == 429 and int(page.headers["Retry-After"]) >= 1  # the login page too
+
+
+# ------------------------------------------------------- token and session life ----
+def gateway_shell(fleet, code: str) -> None:
+    """Python in ws-gateway's Django, on the fleet's database (an operator's shell)."""
+    env = {
+        **fleet.settings(),
+        "DJANGO_SETTINGS_MODULE": "ws_gateway.settings",
+        **fleet.service_env.get("ws-gateway", {}),
+    }
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "django", "shell", "-c", code], env=env, cwd=root, check=True, timeout=60)
+
+
+async def test_a_socket_does_not_outlive_its_token(fleet, tokens):
+    """An open socket lived on past its token's exp: it closes with the retryable 4001
+    once exp + TOKEN_EXPIRY_GRACE_SECONDS (1 s in this fleet) has passed."""
+    me = httpx.get(f"{fleet.url}/api/auth/me/", headers=auth(tokens["bob"]), timeout=15).json()
+    short = switchboard_tokens.issue(
+        switchboard_tokens.Identity(me["id"], me["username"]), ttl=2, keys=fleet.setting("SWITCHBOARD_JWT_KEYS")
+    )
+    client = await Client.connect(f"{fleet.ws_url}/ws/notifications/", short)
+    try:
+        await client.next_of("unread_count", timeout=10)
+        assert await client.closed_with(15) == 4001
+    finally:
+        await client.close()
+
+
+async def test_a_session_socket_is_cut_when_the_password_changes(fleet):
+    name = "sess-" + uuid.uuid4().hex[:8]
+    gateway_shell(
+        fleet, f"from django.contrib.auth.models import User; User.objects.create_user({name!r}, password='old-pass-1')"
+    )
+    with httpx.Client(base_url=fleet.url, timeout=15) as http:
+        http.get("/login/")
+        form = {"username": name, "password": "old-pass-1", "csrfmiddlewaretoken": http.cookies["csrftoken"]}
+        assert http.post("/login/", data=form, headers={"Referer": f"{fleet.url}/login/"}).status_code == 302
+        session = http.cookies["sessionid"]
+    ws = await websockets.connect(
+        f"{fleet.ws_url}/ws/notifications/",
+        origin=allowed_origin(fleet),
+        additional_headers={"Cookie": f"sessionid={session}"},
+        open_timeout=10,
+    )
+    client = Client(ws)
+    try:
+        await client.next_of("unread_count", timeout=10)
+        assert await client.drain(2.5) == []  # an unchanged session stays open across rechecks
+        gateway_shell(
+            fleet,
+            f"from django.contrib.auth.models import User; u = User.objects.get(username={name!r}); "
+            "u.set_password('new-pass-2'); u.save()",
+        )
+        assert await client.closed_with(15) == 4401
+    finally:
+        await client.close()

@@ -18,6 +18,8 @@ class CloseCode(IntEnum):
     INTERNAL_ERROR = 1011  # a bug; reconnect with backoff
     TRY_AGAIN_LATER = 1013  # the owning service did not accept in time, or its inbox is full
     RECONNECT = 4000  # the server asks the client to reconnect (drain, rebalance)
+    # The token's exp (plus TOKEN_EXPIRY_GRACE_SECONDS) passed: get a fresh token, reconnect.
+    TOKEN_EXPIRED = 4001
     # A binary-only (Yjs) client over its rate limit: it cannot read an error frame, so
     # it is closed and its reconnect's sync delivers what was refused.
     RATE_LIMITED = 4029
@@ -36,6 +38,7 @@ REASONS: dict[CloseCode, str] = {
     CloseCode.INTERNAL_ERROR: "internal error",
     CloseCode.TRY_AGAIN_LATER: "service unavailable, try again later",
     CloseCode.RECONNECT: "reconnect",
+    CloseCode.TOKEN_EXPIRED: "token expired, refresh it and reconnect",
     CloseCode.RATE_LIMITED: "rate limited, reconnect after a backoff",
     CloseCode.SLOW_CONSUMER: "client too slow",
     CloseCode.BAD_REQUEST: "bad request",

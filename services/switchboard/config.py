@@ -161,6 +161,20 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "TOKEN_EXPIRY_GRACE_SECONDS",
+        "60",
+        "An open socket outlives its token's exp by this much, then closes with 4001 (refresh the token, reconnect): time for a client to refresh before it is cut.",
+        type=Kind.FLOAT,
+        minimum=0,
+    ),
+    Setting(
+        "SESSION_RECHECK_SECONDS",
+        "30",
+        "How often ws-gateway rechecks the session of each cookie socket; one whose session ended (password changed, logged out, expired) closes with 4401.",
+        type=Kind.FLOAT,
+        minimum=1,
+    ),
+    Setting(
         "WS_MAX_SOCKETS_PER_USER",
         "50",
         "Open sockets one user may hold across every gateway (every route, tabs included); the next closes with 4429.",

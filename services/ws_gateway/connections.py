@@ -11,6 +11,9 @@ scored with the time it expires. A socket is added (if under both caps, atomical
 when it opens and removed when it closes; the same heartbeat pushes its expiry on, so
 the count of a gateway that died without closing its sockets drops by itself within
 PRESENCE_TTL_SECONDS, the time its clients take to notice and reconnect anyway.
+
+Every SESSION_RECHECK_SECONDS the sessions of cookie sockets are checked again (one
+lookup per distinct session), and the sockets of an ended session are closed.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from switchboard import redisconn
+from switchboard.closecodes import CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.presence import Presence
 from switchboard.ratelimit import Decision, RedisTokenBucket
+from ws_gateway import wsauth
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ class Registry:
         self.open: dict[str, object] = {}
         self._redis: Redis | None = None
         self._heartbeat: asyncio.Task | None = None
+        self._sessions: asyncio.Task | None = None
         self.leases: dict[int, tuple[float, float]] = {}  # user id -> (tokens, expires)
 
     def _setup(self) -> None:
@@ -92,6 +98,8 @@ class Registry:
             self._refresh_sockets = self._redis.register_script(REFRESH_SOCKETS_LUA)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.ensure_future(self._beat())
+        if self._sessions is None or self._sessions.done():
+            self._sessions = asyncio.ensure_future(self._recheck_sessions())
 
     async def add(self, consumer) -> None:
         self._setup()
@@ -182,6 +190,28 @@ class Registry:
                 await self._refresh_caps()
             except Exception:
                 log.exception("socket caps heartbeat failed")
+
+    async def _recheck_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(env_float("SESSION_RECHECK_SECONDS"))
+            try:
+                await self.recheck_sessions()
+            except Exception:
+                log.exception("session recheck failed")
+
+    async def recheck_sessions(self) -> None:
+        """Close (4401) every cookie socket whose session no longer names its user:
+        the password changed (Django's session auth hash), a logout, an expiry."""
+        by_key: dict[str, list] = {}
+        for consumer in list(self.open.values()):
+            key = getattr(consumer, "session_key", None)
+            if key:
+                by_key.setdefault(key, []).append(consumer)
+        if not by_key:
+            return
+        for key in await wsauth.sessions_ended(set(by_key)):
+            for consumer in by_key[key]:
+                await consumer.close(CloseCode.UNAUTHORIZED, "session_ended")
 
     async def _refresh_caps(self) -> None:
         keys, members = [], []

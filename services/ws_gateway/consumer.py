@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 
 from channels.consumer import AsyncConsumer
@@ -191,6 +192,13 @@ class GatewayConsumer(AsyncConsumer):
         self.topics = [ALL, route_topic(route.name)] + ([group] if group else [])
         await connections.registry.add(self)
         self.registered = True
+        self.session_key = hs.session_key  # rechecked by the registry (password change)
+        if hs.expires_at is not None:
+            # Not past what let it in: the token's exp plus a grace for the refresh.
+            left = hs.expires_at + env_float("TOKEN_EXPIRY_GRACE_SECONDS") - time.time()
+            self.expiry_timer = asyncio.get_running_loop().call_later(
+                max(0.0, left), lambda: asyncio.ensure_future(self.close(CloseCode.TOKEN_EXPIRED, "token_expired"))
+            )
         metrics.CONNECTIONS.labels(self.route_name).inc()
 
         if not route.inbox:  # served by ws-gateway itself (e.g. /ws/tasks/)
@@ -257,9 +265,10 @@ class GatewayConsumer(AsyncConsumer):
             self._queue.direct = None
         await connections.registry.release(self)
         if getattr(self, "registered", False):
-            timer = getattr(self, "connect_timer", None)
-            if timer:
-                timer.cancel()
+            for name in ("connect_timer", "expiry_timer"):
+                timer = getattr(self, name, None)
+                if timer:
+                    timer.cancel()
             metrics.CONNECTIONS.labels(self.route_name).dec()
             await connections.registry.remove(self)
             for group in list(self.groups):
@@ -465,6 +474,8 @@ class GatewayConsumer(AsyncConsumer):
         await self.send_text(error_frame(code, message, retry_after))
 
     async def close(self, code: int, why: str) -> None:
+        if self.state == "closed" or self.closing:
+            return  # a timer's close after the socket went (expiry, session recheck)
         self.closing = True
         if self._queue is not None:
             self._queue.direct = None

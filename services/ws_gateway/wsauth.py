@@ -7,6 +7,11 @@ in this order, from `Authorization: Bearer`, the subprotocol pair ["bearer", <to
 (what browsers can send), and the seed's `?token=` query parameter; the session cookie
 of the web UI comes last. The query string is never logged.
 
+A socket lives no longer than what let it in: a token's socket is closed at its `exp`
+plus TOKEN_EXPIRY_GRACE_SECONDS (4001: refresh the token and reconnect), a session's
+when the session no longer names its user (a password change: Django's session auth
+hash; a logout; expiry), checked every SESSION_RECHECK_SECONDS (4401).
+
 The Cookie header is parsed as Django parses it for HTTP requests (parse_cookie): a
 browser holding one cookie the stdlib's strict SimpleCookie rejects (`a@b=1`, set by
 some other app on the host) must still open sockets with its session cookie.
@@ -15,8 +20,10 @@ some other app on the host) must still open sockets with its session cookie.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
+import jwt
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
@@ -33,6 +40,8 @@ class Handshake:
     origin: str | None
     identity: tokens.Identity | None
     subprotocol: str | None
+    expires_at: float | None = None  # a token's exp; None for a session
+    session_key: str | None = None  # the session a cookie socket rides on
 
 
 def headers_of(scope) -> dict[str, str]:
@@ -72,17 +81,32 @@ def _token_from(scope, headers: dict[str, str]) -> tuple[str | None, str | None]
     return None, None
 
 
-@database_sync_to_async
-def _session_identity(session_key: str) -> tokens.Identity | None:
-    from django.contrib.auth import get_user_model
+def session_user(session_key: str):
+    """The active user of a session, as Django's AuthenticationMiddleware finds it:
+    django.contrib.auth.get_user checks the session's auth hash, so a session from
+    before a password change (or a logout elsewhere, an expired session) is nobody."""
+    from django.contrib.auth import get_user
     from django.contrib.sessions.backends.db import SessionStore
 
-    store = SessionStore(session_key=session_key)
-    user_id = store.get("_auth_user_id")
-    if not user_id:
-        return None
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    user = get_user(SimpleNamespace(session=SessionStore(session_key=session_key)))
+    return user if user.is_authenticated and user.is_active else None
+
+
+@database_sync_to_async
+def _session_identity(session_key: str) -> tokens.Identity | None:
+    user = session_user(session_key)
     return tokens.Identity(user.pk, user.username, user.is_staff) if user else None
+
+
+@database_sync_to_async
+def sessions_ended(session_keys: set[str]) -> set[str]:
+    """Of these sessions, the ones that no longer name an active user."""
+    return {key for key in session_keys if session_user(key) is None}
+
+
+def token_expiry(token: str) -> float:
+    """The `exp` of a token tokens.verify() has just accepted (signature checked)."""
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
 async def read_handshake(scope) -> Handshake:
@@ -90,8 +114,12 @@ async def read_handshake(scope) -> Handshake:
     origin = headers.get("origin")
     token, subprotocol = _token_from(scope, headers)
     identity = tokens.verify(token) if token else None
-    if identity is None and token is None and origin is not None:
+    if identity is not None:
+        return Handshake(origin, identity, subprotocol, expires_at=token_expiry(token))
+    if token is None and origin is not None:
         session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
         if session_key:
             identity = await _session_identity(session_key)
-    return Handshake(origin, identity, subprotocol)
+            if identity is not None:
+                return Handshake(origin, identity, subprotocol, session_key=session_key)
+    return Handshake(origin, None, subprotocol)

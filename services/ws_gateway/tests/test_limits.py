@@ -111,3 +111,13 @@ def test_wrong_passwords_from_one_ip_are_throttled_on_the_login_page_too(client,
     assert res.status_code == 429 and int(res["Retry-After"]) >= 1
     res = client.post("/login/", {"username": "dave", "password": "right"}, REMOTE_ADDR="10.7.7.8")
     assert res.status_code == 302
+
+
+async def test_a_socket_closes_4001_once_its_token_expired_plus_the_grace(monkeypatch):
+    from switchboard import tokens
+
+    monkeypatch.setenv("TOKEN_EXPIRY_GRACE_SECONDS", "0.5")
+    comm = socket(tokens.issue(tokens.Identity(7, "eve"), ttl=1))
+    assert await opened(comm) is True
+    out = await comm.receive_output(5)
+    assert out["type"] == "websocket.close" and out["code"] == 4001
