@@ -280,7 +280,9 @@ class GatewayConsumer(AsyncConsumer):
     # ------------------------------------------------ gw.* from the services ----
     async def gw_accept(self, message):
         """The service accepted: send its first frames, then what waited."""
-        if self.state != "connecting":
+        if self.state != "connecting" or self.closing:
+            # Closed while connecting (a Yjs client over its rate limit: 4029): the
+            # accept's frames would be sent on a closed protocol.
             return
         timer = getattr(self, "connect_timer", None)
         if timer:

@@ -79,3 +79,12 @@ async def test_a_yjs_client_over_its_limits_before_it_is_accepted_is_closed_too(
         await socket.send_input({"type": "websocket.receive", "bytes": b"\x01\x01\x00"})
     output = await socket.receive_output(5)
     assert output["type"] == "websocket.close" and output["code"] == 4029
+
+
+async def test_an_accept_after_the_gateway_closed_a_connecting_socket_sends_nothing():
+    socket, command = await open_socket("/ws/collab/45/")
+    for _ in range(100):
+        await socket.send_input({"type": "websocket.receive", "bytes": b"\x01\x01\x00"})
+    assert (await socket.receive_output(5))["code"] == 4029
+    await get_channel_layer().send(command["conn"], {"type": "gw.accept", "frames": [b"\x00\x00\x01\x00"]})
+    assert await socket.receive_nothing(0.5)
