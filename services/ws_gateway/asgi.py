@@ -13,25 +13,13 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from switchboard import metrics  # noqa: E402
 from switchboard.health import with_health  # noqa: E402
-from ws_gateway import (  # noqa: E402
-    autobahn_logs,
-    daphne_close_codes,
-    daphne_deflate,
-    daphne_memory,
-    daphne_send_bound,
-    drain,
-    twisted_writes,
-)
+from ws_gateway import drain, patches  # noqa: E402
 from ws_gateway.consumer import GatewayConsumer  # noqa: E402
 
 metrics.serve()
-daphne_close_codes.install()
-daphne_deflate.install()
-daphne_memory.install()  # one small queue per WebSocket, protocol options on the class
-autobahn_logs.install()
-twisted_writes.install()
-daphne_send_bound.install()
-drain.install()  # SIGTERM closes every socket with 1001 before daphne stops
+# Every daphne/autobahn/Twisted patch, each checked against the locked version and the
+# private names it touches first (refuses to start otherwise); drain's SIGTERM among them.
+patches.install()
 
 application = ProtocolTypeRouter(
     {
