@@ -168,3 +168,17 @@ async def test_the_bell_never_renders_a_javascript_url_as_a_link(fleet, tokens, 
         assert await items.filter(has_text=f"old row {stamp} {i}").locator("a").count() == 0
     link = items.filter(has_text=f"old row {stamp} 2").locator("a")
     assert await link.get_attribute("href") == "/reports/"
+
+
+def test_pages_and_apis_carry_the_browser_protections(fleet, tokens):
+    """Clickjacking and MIME sniffing: none of these headers were sent before."""
+    for path, headers in (
+        ("/login/", {}),
+        ("/api/auth/me/", auth(tokens["alice"])),
+        ("/api/chat/rooms/", auth(tokens["alice"])),
+    ):
+        res = httpx.get(f"{fleet.url}{path}", headers=headers)
+        assert res.status_code == 200, (path, res.status_code)
+        assert res.headers.get("x-frame-options") == "DENY", path
+        assert res.headers.get("x-content-type-options") == "nosniff", path
+        assert res.headers.get("referrer-policy") == "same-origin", path

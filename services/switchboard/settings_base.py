@@ -73,8 +73,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # nosniff, Referrer-Policy and Cross-Origin-Opener-Policy on every response.
+    "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # No page of Switchboard is meant to be framed (clickjacking): DENY.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+X_FRAME_OPTIONS = "DENY"
+# Behind TLS the proxy says so (nginx and nginx-proxy overwrite X-Forwarded-Proto with the
+# scheme they were reached by), so is_secure() and the CSRF origin check see https.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 TEMPLATES: list = []
 
