@@ -5,6 +5,8 @@ every fleet's logs get when it stops."""
 from pathlib import Path
 
 E2E_ENV = {
+    # Each inbox worker logs what it handled (shard, token, command id): the replica tests read it.
+    "INBOX_RECORD_LOG": "1",
     # Short enough that a test of the timeout waits seconds, not minutes.
     "CONNECT_TIMEOUT_SECONDS": "3",
     "PRESENCE_TTL_SECONDS": "6",

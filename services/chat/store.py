@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import IntegrityError, connection, transaction
 
 from chat.models import ChatRoom, Message
+from switchboard import ownership
 from switchboard.tokens import Identity
 
 
@@ -37,6 +38,7 @@ def post_message(room_id: int, author: Identity, text: str, client_id: str | Non
     not by a query before every insert: its transaction, seq included, rolls back."""
     try:
         with transaction.atomic():
+            ownership.check_fence()  # a worker that lost the room's shard stores nothing
             message = Message.objects.create(
                 room_id=room_id,
                 seq=_take_next_seq(room_id),

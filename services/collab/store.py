@@ -21,6 +21,7 @@ from pycrdt import Doc, Text
 
 from collab import ydoc
 from collab.models import Access, ClientEdit, Document, Update
+from switchboard import ownership
 from switchboard.tokens import Identity
 
 OWNER = "owner"
@@ -102,6 +103,7 @@ def append_update(doc_id: int, seq: int, data: bytes, user_id: int, client_id: s
     """Store update `seq` (the caller's last_seq + 1), with the JSON client's edit id if
     any; IntegrityError if the seq is taken."""
     with transaction.atomic():
+        ownership.check_fence()  # a worker that lost the document's shard stores nothing
         Update.objects.create(document_id=doc_id, seq=seq, data=data, user_id=user_id)
         Document.objects.filter(pk=doc_id).update(last_seq=seq)
         if client_id:
@@ -121,6 +123,7 @@ def compact(doc_id: int, state: bytes, upto_seq: int) -> int:
     """Fold the log up to `upto_seq` into the snapshot `state` (the document's whole
     state at that seq); returns how many updates were removed."""
     with transaction.atomic():
+        ownership.check_fence()
         Document.objects.filter(pk=doc_id).update(snapshot=state, snapshot_seq=upto_seq)
         removed, _ = Update.objects.filter(document_id=doc_id, seq__lte=upto_seq).delete()
         ClientEdit.objects.filter(document_id=doc_id, created_at__lt=timezone.now() - CLIENT_EDIT_TTL).delete()

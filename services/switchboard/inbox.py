@@ -3,7 +3,9 @@
 A service's inbox is a set of named channels on the `inbox` layer (chat.0 .. chat.N-1);
 ws-gateway sends each connection's commands to the shard of its key, and one worker
 consumes each shard, so commands for one room, user or document are handled one at a
-time, in the order they arrived. Run it with ``python -m django inbox``.
+time, in the order they arrived. Run it with ``python -m django inbox``; with several
+replicas, switchboard.ownership decides which replica consumes which shard (one at a
+time, fenced) and hands each shard's commands to one instance of this class.
 
 Handlers are named for what they handle: ``gw_connect(cmd)``, ``gw_disconnect(cmd)``,
 ``frame_<frame type>(cmd, frame)`` for a client frame and ``receive_bytes(cmd)`` for a
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from channels.consumer import AsyncConsumer
 from django.conf import settings
 
-from switchboard import metrics, publish, redisconn
+from switchboard import metrics, ownership, publish, redisconn
 from switchboard.errors import ErrorCode
 from switchboard.routes import inbox_channels
 from switchboard.tokens import Identity
@@ -38,6 +40,10 @@ class InboxConsumer(AsyncConsumer):
     commands: tuple[str, ...] = ()
 
     async def dispatch(self, message: dict) -> None:
+        # From an ownership.ShardRunner: the shard and token it was taken under, and the
+        # future that tells the runner it is done (and how it went).
+        claimed = message.pop("__claim__", None)
+        token = ownership.current.set(claimed[0]) if claimed else None
         kind = message.get("type", "")
         label, handler, args = self._resolve(kind, message)
         start = time.perf_counter()
@@ -48,6 +54,11 @@ class InboxConsumer(AsyncConsumer):
                 log.warning("%s inbox: no handler for %s", self.service, label)
             else:
                 await handler(*args)
+        except ownership.ShardLost as exc:
+            # Another worker owns the shard now and handles (or handled) this command:
+            # nothing of ours may reach anyone.
+            outcome = "refused"
+            log.warning("%s inbox: %s refused: %s", self.service, label, exc)
         except Exception:
             outcome = "error"
             log.exception("%s inbox: %s failed", self.service, label)
@@ -59,6 +70,10 @@ class InboxConsumer(AsyncConsumer):
             metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
             metrics.INBOX_LATENCY.labels(self.service, label).observe(time.perf_counter() - start)
             metrics.INBOX_HEARTBEAT.set(time.time())
+            if claimed:
+                ownership.current.reset(token)
+                if not claimed[1].done():
+                    claimed[1].set_result(outcome)
 
     def _resolve(self, kind: str, message: dict):
         if kind == "gw.receive":

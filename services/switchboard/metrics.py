@@ -73,6 +73,21 @@ INBOX_LATENCY = Histogram(
 INBOX_HEARTBEAT = Gauge(
     "switchboard_inbox_last_command_timestamp_seconds", "When the worker last handled a command (0: never)."
 )
+INBOX_SHARD_OWNED = Gauge(
+    "switchboard_inbox_shard_owned",
+    "1 while this worker owns the inbox shard (lease held, fences raised).",
+    ["service", "shard"],
+)
+INBOX_OWNERSHIP_EVENTS = Counter(
+    "switchboard_inbox_ownership_events_total",
+    "Shard leases acquired, released (rebalance, shutdown) or lost (expired, fenced out, stalled).",
+    ["service", "event"],
+)
+INBOX_OWNED_COMMANDS = Counter(
+    "switchboard_inbox_shard_commands_total",
+    "Commands this worker took from a shard it owned, by outcome (ok, error, unknown; refused: its fence at commit said the shard had moved on).",
+    ["service", "shard", "outcome"],
+)
 
 
 class InboxBacklog(Collector):
@@ -172,6 +187,11 @@ REPORT_SECONDS = Histogram(
 
 
 _server_started = False
+# What /healthz asks (an inbox worker's ownership loop sets it): (ok, why). None: the
+# process answers, that is all.
+liveness: Callable[[], tuple[bool, str]] | None = None
+# Further plain-text pages of the metrics port ({path: body}), e.g. an inbox worker's /handled.
+pages: dict[str, Callable[[], bytes]] = {}
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -180,9 +200,14 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _app(environ, start_response):
-    if environ.get("PATH_INFO") == "/healthz":
+    path = environ.get("PATH_INFO")
+    if path == "/healthz":
+        ok, why = liveness() if liveness is not None else (True, "")
+        start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"ok\n" if ok else f"stalled: {why}\n".encode()]
+    if path in pages:
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok\n"]
+        return [pages[path]()]
     return make_wsgi_app(REGISTRY)(environ, start_response)
 
 

@@ -103,7 +103,7 @@ def channel_layers(redis_url: str | None = None) -> dict:
         # Service inboxes: named channels load-balanced over workers, with capacity and
         # expiry, so a full or absent service is a clear "busy" rather than a hang.
         "inbox": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "switchboard.ownership.InboxLayer",
             "CONFIG": {
                 "hosts": hosts,
                 "prefix": "sb-inbox",
