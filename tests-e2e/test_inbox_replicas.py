@@ -57,8 +57,8 @@ class Replica:
             "METRICS_PORT": str(self.metrics_port),
             "SERVICE_NAME": name,
         }
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(program.command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(program.command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def signal(self, sig) -> None:
         os.kill(self.proc.pid, sig)
@@ -72,7 +72,6 @@ class Replica:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.log.close()
 
 
 @pytest.fixture
