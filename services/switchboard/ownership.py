@@ -13,7 +13,7 @@ The three guards, and where each fact is checked (docs/operations.md, "Shard own
   Redis stops renewing and loses it after INBOX_LEASE_SECONDS. Every acquisition gets
   a new, larger token (INCR), so an owner is (member, token), not just member.
 * The fence at consumption (the layer Redis that holds the shard's queue): the new
-  owner writes its token to `sb-fence:<inbox>.<n>` before it takes a command, and a
+  owner writes its token to `sb-inboxfence:<inbox>.<n>` before it takes a command, and a
   command is taken only by a Lua script that compares the fence with the caller's token
   and pops in the same atomic step. A replica that lost the shard, however long it was
   paused, cannot take another command from it. The command taken is kept in an
