@@ -126,6 +126,8 @@ class Sender:
         self.sent: list[str] = []
         self.closes: list[int] = []
         self.received: list[dict] = []
+        self.errors: list[dict] = []
+        self.acked: set[str] = set()
 
     async def run(self, pace: float) -> None:
         client = await Client.connect(room_url(self.fleet, self.room), self.tok)
@@ -143,19 +145,25 @@ class Sender:
             return
         try:
             await asyncio.wait_for(reader, 45)
+        except TimeoutError:
+            missing = [c for c in self.sent if c not in self.acked]
+            raise AssertionError(
+                f"{self.user} in {self.room}: {len(missing)} never acknowledged ({missing[:5]}...); errors {self.errors[:3]}"
+            ) from None
         finally:
             reader.cancel()
             await client.close()
 
     async def read(self, client) -> None:
-        mine = set()
         try:
-            while len(mine) < self.count:
+            while len(self.acked) < self.count:
                 frame = await client.recv(45)
+                if frame["type"] == "error":
+                    self.errors.append(frame)
                 if frame["type"] == "chat_message":
                     self.received.append(frame)
                     if frame.get("user") == self.user:
-                        mine.add(frame["client_id"])
+                        self.acked.add(frame["client_id"])
         except websockets.ConnectionClosed as exc:
             self.closes.append(exc.rcvd.code if exc.rcvd else 1006)
 
