@@ -34,10 +34,10 @@ from switchboard.routes import load as load_routes  # noqa: E402
 # process's own /metrics and /healthz on METRICS_PORT. The launcher picks free ones.
 HTTP_PORT = 8000
 METRICS_PORT = 9100
-# Inbox workers may run as several replicas only when each shard has one owner at a
-# time (shard ownership with fencing, issue 17): until then two replicas consume one
-# shard concurrently and break per-key order, so nothing may scale them.
-INBOX_SHARD_OWNERSHIP = False
+# Inbox workers may run as several replicas because each shard has one owner at a time
+# (switchboard/ownership.py: leases with fencing tokens; docs/operations.md, "Shard
+# ownership"). False would forbid scaling them (two consumers of one shard reorder a key).
+INBOX_SHARD_OWNERSHIP = True
 
 
 class Role(StrEnum):
