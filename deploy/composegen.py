@@ -65,7 +65,8 @@ COMPOSE_VALUES = {
     "DATABASE_URL": "postgres://switchboard:${{POSTGRES_PASSWORD}}@postgres:5432/{db}",
     "ALLOWED_HOSTS": "${ALLOWED_HOSTS:-*}",
     "ALLOWED_ORIGINS": "${ALLOWED_ORIGINS:-http://localhost:8080,http://127.0.0.1:8080}",
-    "GATEWAY_URL": "http://proxy",
+    # nginx-proxy routes every path by the route table (its VIRTUAL_PATHs).
+    "SERVICE_URLS": "http://proxy",
     "INBOX_SHARDS": "${INBOX_SHARDS:-4}",
     "LOG_LEVEL": "${LOG_LEVEL:-INFO}",
     "LOG_FORMAT": "${LOG_FORMAT:-json}",

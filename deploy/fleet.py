@@ -315,7 +315,7 @@ DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
     DeploymentSetting("DATABASE_URL", secret="database-url", per_service=True),
     DeploymentSetting("ALLOWED_HOSTS"),
     DeploymentSetting("ALLOWED_ORIGINS"),
-    DeploymentSetting("GATEWAY_URL"),
+    DeploymentSetting("SERVICE_URLS"),
     DeploymentSetting("INBOX_SHARDS"),
     DeploymentSetting("LOG_LEVEL"),
     DeploymentSetting("LOG_FORMAT"),

@@ -107,7 +107,7 @@ class Fleet:
             "REDIS_URL": self.redis_url,
             "SWITCHBOARD_DATA_DIR": str(self.run_dir / "data"),
             "ALLOWED_ORIGINS": f"http://127.0.0.1:{self.gateway_port},http://localhost:{self.gateway_port}",
-            "GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
+            "SERVICE_URLS": f"http://127.0.0.1:{self.gateway_port}",  # nginx routes every path
             **self.env,
         }
         # Processes refuse the documented default secrets (SWITCHBOARD_DEBUG=0): unless

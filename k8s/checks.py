@@ -3,8 +3,8 @@ route table and compose.yaml: the defects a schema check cannot see.
 
     python k8s/checks.py k8s/overlays/dev k8s/overlays/prod   # make k8s-check
 
-* every URL setting resolves to a Service of the deployment, and every path a service
-  calls through it reaches, by the route table, the process that serves it;
+* every path a service calls another service at reaches, through SERVICE_URLS and the
+  route table, a Service of the deployment whose pods serve that path;
 * no pod-local volume (emptyDir) holds files another pod reads;
 * every Deployment with an autoscaler, or more than one replica, may scale;
 * the env of each workload equals what compose runs for it.
@@ -29,8 +29,9 @@ sys.path.insert(0, str(K8S))
 import render  # noqa: E402
 from fleet import DEPLOYMENT_SETTINGS, PROCESSES  # noqa: E402
 
-from switchboard.config import SETTINGS  # noqa: E402
+from switchboard.config import default as setting_default  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
+from switchboard.routes import service_calls, service_urls  # noqa: E402
 
 BY_NAME = {p.name: p for p in PROCESSES}
 # Variables of compose.yaml that are nginx-proxy's (its routing), not the process's.
@@ -61,26 +62,9 @@ def pod_env(objects: list[dict], deployment: dict) -> dict[str, str | None]:
 
 
 # ------------------------------------------------------------------ addresses ----
-def service_calls() -> dict[str, set[str]]:
-    """URL setting -> the paths the services' code calls through it: each literal
-    "/api/..." of a module that reads the setting (up to its first path parameter)."""
-    calls: dict[str, set[str]] = {}
-    names = [s.name for s in SETTINGS if s.name.endswith("_URL")]
-    for path in (ROOT / "services").glob("*/**/*.py"):
-        if "tests" in path.parts or "migrations" in path.parts:
-            continue
-        text = path.read_text()
-        for name in names:
-            if f'"{name}"' in text or f"'{name}'" in text:
-                for m in re.finditer(r"""["'}](/api/[^"'{\s]*)""", text):
-                    calls.setdefault(name, set()).add(m.group(1))
-    return calls
-
-
 def route_of(path: str):
     """The http route a path takes: the longest prefix, as nginx and the Ingress pick it."""
-    routes = [r for r in load_routes().http if path.startswith(r.prefix)]
-    return max(routes, key=lambda r: len(r.prefix)) if routes else None
+    return load_routes().route_of(path)
 
 
 def service_name(host: str, namespace: str | None) -> str | None:
@@ -95,34 +79,44 @@ def service_name(host: str, namespace: str | None) -> str | None:
 
 
 def check_urls(objects: list[dict]) -> list[str]:
+    """Every service-to-service call (switchboard.routes.service_calls: the paths each
+    module calls through internal_url) goes, by each workload's SERVICE_URLS, to a Service
+    of this deployment whose pods serve the route's owner."""
     problems = []
     services = of_kind(objects, "Service")
-    deployments = of_kind(objects, "Deployment")
     namespace = next((o["metadata"].get("namespace") for o in objects if o["metadata"].get("namespace")), None)
-    calls = service_calls()
-    for deployment in deployments.values():
+    paths = sorted(set().union(*service_calls().values()))
+    for deployment in of_kind(objects, "Deployment").values():
         if deployment["metadata"]["name"] not in BY_NAME:
             continue  # dev's datastores
-        for name, value in pod_env(objects, deployment).items():
-            if not name.endswith("_URL") or not value or not value.startswith(("http://", "https://")):
+        value = pod_env(objects, deployment).get("SERVICE_URLS") or setting_default("SERVICE_URLS")
+        try:
+            urls = service_urls(value)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        for path in paths:
+            route = route_of(path)
+            if route is None:
+                problems.append(f"the services call {path}, which no route of routes.toml serves")
                 continue
-            host = urlsplit(value).hostname or ""
+            base = urls.get(route.service) or urls.get("")
+            if not base:
+                problems.append(f"SERVICE_URLS={value}: no address for {route.service}, which serves {path}")
+                continue
+            host = urlsplit(base).hostname or ""
             svc = service_name(host, namespace)
             if svc not in services:
-                problems.append(f"{name}={value}: {host} is not a Service of this deployment")
+                problems.append(f"SERVICE_URLS={value}: {host} is not a Service of this deployment")
                 continue
             selector = services[svc]["spec"].get("selector", {}).get("app.kubernetes.io/name")
             behind = BY_NAME.get(selector)
-            for path in sorted(calls.get(name, ())):
-                route = route_of(path)
-                if route is None:
-                    problems.append(f"{name}: the services call {path}, which no route of routes.toml serves")
-                elif behind is None or behind.serves != route.service:
-                    serves = behind.serves if behind else "nothing of routes.toml"
-                    problems.append(
-                        f"{name}={value}: a call to {path} (route {route.prefix} of {route.service}) "
-                        f"reaches Service {svc}, which serves {serves}"
-                    )
+            if behind is None or behind.serves != route.service:
+                serves = behind.serves if behind else "nothing of routes.toml"
+                problems.append(
+                    f"SERVICE_URLS={value}: a call to {path} (route {route.prefix} of {route.service}) "
+                    f"reaches Service {svc}, which serves {serves}"
+                )
     return sorted(set(problems))
 
 

@@ -44,13 +44,27 @@ GATEWAY_GRACE_SECONDS = 30
 PRE_STOP_SECONDS = 5
 # ingress-nginx calls this before a staff-only route (overlays set their namespace).
 STAFF_CHECK_URL = "http://ws-gateway.switchboard.svc.cluster.local/api/auth/check-staff/"
+
+
+def service_urls() -> str:
+    """SERVICE_URLS for the cluster: each routes.toml service with an HTTP face, at the
+    Service of the process that serves it (there is no proxy inside the cluster; the
+    Ingress is the way in from outside)."""
+    pairs = []
+    for owner in load_routes().services():
+        process = next((p for p in PROCESSES if p.serves == owner and p.role in (Role.GATEWAY, Role.HTTP)), None)
+        if process is not None:
+            pairs.append(f"{owner}=http://{process.name}")
+    return ",".join(pairs)
+
+
 # Each deployment-wide setting (fleet.DEPLOYMENT_SETTINGS) that is not a secret, as the
 # base ConfigMap gives it: only what differs from the code's defaults in a cluster, and
 # what compose sets too; overlays patch the rest.
 CONFIG_VALUES = {
     "ALLOWED_HOSTS": "*",
     "ALLOWED_ORIGINS": "https://switchboard.example.com",
-    "GATEWAY_URL": "http://ws-gateway",
+    "SERVICE_URLS": service_urls(),
     "INBOX_SHARDS": "4",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",

@@ -1,6 +1,6 @@
 """The manifests mean what the fleet says (k8s/checks.py), and each check can fail: the
 three defects issue 17 found in the k8s/ of 2 Dec (an HPA on a sharded inbox worker,
-GATEWAY_URL at ws-gateway, report files on an emptyDir) are put back into a rendering
+service calls to ws-gateway, report files on an emptyDir) are put back into a rendering
 and each is caught."""
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ def by_name(objects, kind):
 # every deployment; report files readable by every replica), today's manifests have
 # these two defects: strict, so the fix fails here until the mark goes.
 PENDING = {
-    "check_urls": "GATEWAY_URL is ws-gateway's Service, which serves /api/auth/ only (issue 17, item 3)",
     "check_storage": "report files on each pod's emptyDir (issue 17, item 2)",
 }
 
@@ -71,15 +70,21 @@ def test_an_autoscaler_on_an_inbox_worker_is_caught():
     assert "Deployment report-worker-flower runs 2 replicas of a single process" in checks.check_scaling(objects)
 
 
-def test_gateway_url_at_ws_gateway_is_caught():
-    """2 Dec: GATEWAY_URL: http://ws-gateway, which serves only /api/auth/ and pages: the
-    report worker's and the dashboard's calls got 404."""
+def test_service_calls_to_ws_gateway_are_caught():
+    """2 Dec: every service-to-service call went to http://ws-gateway (GATEWAY_URL), which
+    serves only /api/auth/ and pages: the report worker's and the dashboard's calls got 404."""
     objects = base()
-    by_name(objects, "ConfigMap")["switchboard-config"]["data"]["GATEWAY_URL"] = "http://ws-gateway"
+    config = by_name(objects, "ConfigMap")["switchboard-config"]["data"]
+    config["SERVICE_URLS"] = "http://ws-gateway"
     found = checks.check_urls(objects)
     assert any("/api/chat/rooms/ (route /api/chat/ of chat) reaches Service ws-gateway" in p for p in found), found
-    by_name(objects, "ConfigMap")["switchboard-config"]["data"]["GATEWAY_URL"] = "http://nowhere"
-    assert "GATEWAY_URL=http://nowhere: nowhere is not a Service of this deployment" in checks.check_urls(objects)
+    assert any("/api/orders/ (route /api/orders/ of dashboard) reaches Service ws-gateway" in p for p in found)
+    config["SERVICE_URLS"] = "http://nowhere"
+    assert "SERVICE_URLS=http://nowhere: nowhere is not a Service of this deployment" in checks.check_urls(objects)
+    # The 2 Dec ConfigMap had no SERVICE_URLS: the default (a make run address) is no Service.
+    del config["SERVICE_URLS"]
+    config["GATEWAY_URL"] = "http://ws-gateway"
+    assert any("127.0.0.1 is not a Service" in p for p in checks.check_urls(objects))
 
 
 def test_report_files_on_an_empty_dir_are_caught(monkeypatch):

@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from dashboard import store
 from switchboard import metrics, routes, tokens
-from switchboard.config import env, env_float
+from switchboard.config import env_float
 from switchboard.presence import ALL, Presence, route_topic
 from switchboard.protocol import raw_frame
 
@@ -69,7 +69,7 @@ class _Unavailable(Exception):
 
 
 async def _get_json(client: httpx.AsyncClient, path: str) -> dict:
-    res = await client.get(env("GATEWAY_URL").rstrip("/") + path)
+    res = await client.get(routes.internal_url(path))
     if res.status_code == 404:
         raise FileNotFoundError(path)
     res.raise_for_status()

@@ -23,8 +23,8 @@ from decimal import Decimal
 
 import httpx
 
-from switchboard import tokens
-from switchboard.config import env, env_int
+from switchboard import routes, tokens
+from switchboard.config import env_int
 
 Step = Callable[[int, str], None]
 PAGE = 200
@@ -40,7 +40,7 @@ TYPES: dict[str, tuple[str, ...]] = {"chat_transcript": ("room",), "orders_summa
 
 def _get(client: httpx.Client, path: str, **params) -> dict:
     try:
-        res = client.get(f"{env('GATEWAY_URL')}{path}", params=params)
+        res = client.get(routes.internal_url(path), params=params)
     except httpx.HTTPError as exc:
         raise ReportError(f"could not reach {path}: {exc}") from exc
     if res.status_code == 404:

@@ -343,7 +343,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none).", type=Kind.PORT),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),
-    Setting("GATEWAY_URL", "http://127.0.0.1:8080", "Where services reach each other's REST APIs (the nginx gateway)."),
+    Setting(
+        "SERVICE_URLS",
+        "http://127.0.0.1:8080",
+        "Where a service calls another's REST API, by the owner of the path in routes.toml: one URL (a proxy that routes every path: nginx in make run, nginx-proxy in compose), or owner=URL pairs, comma separated (each owner's internal address, as k8s sets it); a bare URL among them serves the owners not named.",
+    ),
     Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1).", type=Kind.PORT),
     Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx.", minimum=1),
     Setting(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from switchboard.config import ROOT, env_int
+from switchboard.config import ROOT, env, env_int
 
 ROUTES_FILE = ROOT / "gateway" / "routes.toml"
 # Path parameters are slugs unless typed: they end up in group and channel names,
@@ -172,6 +172,60 @@ class RouteTable:
 
     def services(self) -> list[str]:
         return sorted({r.service for r in self.http})
+
+    def route_of(self, path: str) -> HttpRoute | None:
+        """The http route a path takes: the longest matching prefix, as nginx, nginx-proxy
+        and the Ingress pick it."""
+        routes = [r for r in self.http if path.startswith(r.prefix)]
+        return max(routes, key=lambda r: len(r.prefix)) if routes else None
+
+
+# ------------------------------------------------------- service-to-service ----
+def service_urls(value: str | None = None) -> dict[str, str]:
+    """SERVICE_URLS as {owner: base URL}; the key "" is the base for every owner not
+    named (a proxy that routes by this table)."""
+    value = env("SERVICE_URLS") if value is None else value
+    urls: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        owner, sep, url = item.partition("=")
+        if not sep:
+            owner, url = "", item
+        if not url.strip().startswith(("http://", "https://")):
+            raise ValueError(f"SERVICE_URLS: {item!r} is not an http(s) URL (or owner=URL)")
+        urls[owner.strip()] = url.strip().rstrip("/")
+    return urls
+
+
+def internal_url(path: str, value: str | None = None) -> str:
+    """Where a service calls `path` of another service: the base SERVICE_URLS gives the
+    owner of `path` in this table (its own internal address, or the proxy's)."""
+    route = load().route_of(path)
+    if route is None:
+        raise LookupError(f"no route of routes.toml serves {path}")
+    urls = service_urls(value)
+    base = urls.get(route.service) or urls.get("")
+    if not base:
+        raise LookupError(f"SERVICE_URLS gives no address for {route.service}, the owner of {path}")
+    return base + path
+
+
+def service_calls() -> dict[str, set[str]]:
+    """{module path: the "/api/..." paths it calls}: the path literals (up to their first
+    {parameter}) of every service module that calls internal_url, for the checks that each
+    call reaches its owner in every deployment (deploy/tests/test_service_urls.py, k8s-check)."""
+    calls: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "services").glob("*/**/*.py")):
+        if "tests" in path.parts or "migrations" in path.parts or path.name == "routes.py":
+            continue
+        text = path.read_text()
+        if "internal_url(" in text:
+            found = set(re.findall(r"""["'](/api/[^"'{\s]*)""", text))
+            if found:
+                calls[str(path.relative_to(ROOT))] = found
+    return calls
 
 
 def shard_channel(inbox: str, key: str, shards: int | None = None) -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import httpx
 
 from switchboard import tokens
-from switchboard.config import env
+from switchboard.routes import internal_url
 
 
 def lookup_user(username: str, caller: str) -> dict | None:
     """{"id", "username", "is_staff"} of `username`, or None if there is no such user.
     Raises httpx.HTTPError when ws-gateway cannot answer; `caller` names the service."""
     res = httpx.get(
-        f"{env('GATEWAY_URL')}/api/auth/users/",
+        internal_url("/api/auth/users/"),
         params={"username": username},
         headers={"Authorization": f"Bearer {tokens.service_token(caller)}"},
         timeout=5,

@@ -26,7 +26,7 @@ STAFF = {"id": 3, "username": "admin", "is_staff": True}
 @pytest.fixture
 async def redis(redis_url, monkeypatch):
     # Sources over HTTP point at a closed port: they are "down", which the stats must say.
-    monkeypatch.setenv("GATEWAY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SERVICE_URLS", "http://127.0.0.1:9")
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()

@@ -112,4 +112,4 @@ def test_urls_their_readers_take_are_accepted(url):
 
 def test_a_url_with_a_port_that_is_not_a_number_is_refused():
     with pytest.raises(SettingsError, match="numeric port"):
-        config.validate({"GATEWAY_URL": "http://proxy:80a"})
+        config.validate({"REDIS_URL": "redis://proxy:80a/0"})
