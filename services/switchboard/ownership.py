@@ -561,11 +561,10 @@ class Owner:
 
     async def shutdown(self) -> None:
         """A clean stop (SIGTERM): hand every shard over at once."""
-        for shard in list(self.runners):
-            try:
-                await self.release(shard)
-            except Exception:
-                log.exception("%s.%d: release on shutdown failed", self.inbox, shard)
+        results = await asyncio.gather(*(self.release(shard) for shard in list(self.runners)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("%s: a release on shutdown failed: %s", self.inbox, result)
         try:
             await self.redis.zrem(members_key(self.inbox), self.member)
         except Exception:
