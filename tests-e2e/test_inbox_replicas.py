@@ -219,7 +219,7 @@ async def test_two_workers_keep_each_users_messages_in_send_order(fleet, tokens,
 async def test_a_killed_worker_loses_its_shards_and_nothing_acknowledged_is_lost(fleet, tokens, second_worker):
     rooms = [new_room(fleet, tokens) for _ in range(4)]
     senders = [Sender(fleet, tokens["alice"], room, "alice", 40) for room in rooms]
-    load = asyncio.gather(*(s.run(pace=0.25) for s in senders))
+    load = asyncio.gather(*(s.run(pace=0.5) for s in senders))  # 8 frames/s per user: well under its rate limit
     await asyncio.sleep(3)
     before = owners(fleet)
     assert any(m.split(":")[1] == str(second_worker.proc.pid) for m in before.values()), before
@@ -241,7 +241,7 @@ async def test_a_killed_worker_loses_its_shards_and_nothing_acknowledged_is_lost
 async def test_a_worker_frozen_past_its_lease_does_not_act_on_its_lost_shards(fleet, tokens, second_worker):
     rooms = [new_room(fleet, tokens) for _ in range(4)]
     senders = [Sender(fleet, tokens["bob"], room, "bob", 50) for room in rooms]
-    load = asyncio.gather(*(s.run(pace=0.25) for s in senders))
+    load = asyncio.gather(*(s.run(pace=0.5) for s in senders))  # 8 frames/s per user: well under its rate limit
     await asyncio.sleep(2)
     pid = str(second_worker.proc.pid)
     frozen = {(n, token) for n, (m, token) in leases(fleet).items() if m.split(":")[1] == pid}
