@@ -221,13 +221,14 @@ class ChatInbox(InboxConsumer):
             metrics.CHAT_MESSAGES.labels("stored").inc()
             await publish.send_to_group(room_group(slug), text, seq=message.seq)
         else:
-            # A resend of a stored message: its sender is answered directly. The room is
-            # sent it again too, because a worker killed between storing and
-            # broadcasting never sent it; the gateway drops it for every socket that
-            # has that seq already (GwSend), so nobody sees it twice.
+            # A resend of a stored message (its sender saw no echo in time). The whole
+            # room, sender included, is sent it again under its seq, because a worker
+            # killed between storing and broadcasting never sent it; the gateway drops
+            # it for every socket that has that seq already (GwSend). Answering the
+            # sender directly, as this did until 2 Dec, bypassed that check: a sender
+            # whose first echo arrived after it resent was shown the message twice.
             metrics.CHAT_MESSAGES.labels("duplicate").inc()
-            await publish.send_to_conn(cmd["conn"], text)
-            await publish.send_to_group(room_group(slug), text, seq=message.seq, exclude_conn=cmd["conn"])
+            await publish.send_to_group(room_group(slug), text, seq=message.seq)
 
     async def frame_typing(self, cmd, data):
         user = self.identity(cmd)

@@ -72,10 +72,11 @@ async def test_message_is_stored_then_broadcast_with_seq_and_failures_answer_the
     app.stop()
 
 
-async def test_a_resend_answers_its_sender_and_gives_the_room_the_stored_seq_again():
+async def test_a_resend_gives_the_whole_room_the_stored_seq_again_and_nothing_unsequenced():
     """A worker killed after storing a message never broadcast it; the sender resends
-    it (no echo came). The room is sent it again under its seq: the gateway drops it
-    where that seq arrived already and sends it where it did not."""
+    it (no echo came). The room, sender included, is sent it again under its seq: the
+    gateway drops it where that seq arrived already and sends it where it did not. No
+    direct, unsequenced echo, which the gateway could not drop where it was seen."""
     await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
     layer = get_channel_layer()
     member = await layer.new_channel()
@@ -85,10 +86,14 @@ async def test_a_resend_answers_its_sender_and_gives_the_room_the_stored_seq_aga
     app = await run([first])  # stored and broadcast to nobody: no member yet
     await asyncio.sleep(0.3)
     await layer.group_add("chat.room.lobby", member)
+    await layer.group_add("chat.room.lobby", sender)
     await app.send_input(first)
-    echo, again = await receive(sender), await receive(member)
-    assert '"message":"hi"' in echo["text"] and "seq" not in echo
-    assert (again["seq"], again["exclude_conn"], again["text"]) == (1, sender, echo["text"])
+    to_member, to_sender = await receive(member), await receive(sender)
+    assert '"message":"hi"' in to_member["text"]
+    assert (to_member["seq"], to_member.get("exclude_conn")) == (1, None)
+    assert to_sender == to_member  # the group frame, seq and all; nothing else
+    with pytest.raises(asyncio.TimeoutError):
+        await receive(sender, timeout=0.3)
     app.stop()
 
 
