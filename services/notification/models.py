@@ -14,6 +14,9 @@ class Notification(models.Model):
     url = models.CharField(max_length=500, blank=True)
     is_read = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The inbox command that stored it (ownership.Claim.command_id): a new shard owner
+    # redoing a command the old one had stored finds it instead of storing it twice.
+    command = models.CharField(max_length=40, null=True, blank=True, unique=True)
 
     class Meta:
         # Every query is "this user's (unread) notifications, newest first".

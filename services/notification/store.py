@@ -4,7 +4,10 @@ touches only that user's rows: no caller can read, count or mark another user's.
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from notification.models import Notification
+from switchboard import ownership
 from switchboard.protocol import frame
 
 GROUP = "notifications.user.{user}"
@@ -27,7 +30,17 @@ def as_dict(n: Notification) -> dict:
 
 
 def create(user_id: int, title: str, message: str, url: str = "") -> dict:
-    n = Notification.objects.create(user_id=int(user_id), title=title[:200], message=message, url=(url or "")[:500])
+    fields = {"user_id": int(user_id), "title": title[:200], "message": message, "url": (url or "")[:500]}
+    claim = ownership.current.get()
+    with transaction.atomic():
+        # A worker that lost the user's shard stores nothing (the new owner redoes the
+        # command), and a new owner redoing a command the old one stored before it lost
+        # the shard finds that row: either way the user is shown it once.
+        ownership.check_fence()
+        if claim is None:  # a view or a script, not an inbox command
+            n = Notification.objects.create(**fields)
+        else:
+            n, _ = Notification.objects.get_or_create(command=claim.command_id, defaults=fields)
     return as_dict(n)
 
 

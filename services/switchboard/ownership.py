@@ -22,7 +22,7 @@ The three guards, and where each fact is checked (docs/operations.md, "Shard own
   crash between taking and finishing loses nothing and keeps the order.
 * The fence at commit (the service's database, table switchboard_shardfence): the new
   owner writes its token there too before consuming, and every store call that commits
-  a command's effects (chat's post_message, collab's append_update) runs `check_fence()`
+  a command's effects (chat's post_message, collab's append_update, notification's create) runs `check_fence()`
   in its own transaction: a stale owner's commit is refused (ShardLost) and it broadcasts
   nothing. This closes the one gap the queue fence leaves: a command taken just before a
   long pause and handled after it.
