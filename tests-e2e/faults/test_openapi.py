@@ -9,6 +9,7 @@ content type and body conform to the document. SCHEMATHESIS_EXAMPLES per operati
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,10 +17,45 @@ import sys
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
-from test_authz_matrix import ANON, rest_endpoints, who_tokens  # noqa: F401 (a fixture)
+from test_authz_matrix import tokens_issue_expired
 
-from launcher import SERVICES
+from launcher import ROOT, SERVICES
+from switchboard import routes
+
+# Identities a token-protected operation refuses with 401.
+ANON = ("none", "expired", "bad_signature")
+
+
+def rest_endpoints(services: set[str]) -> list[str]:
+    """Every URL pattern of these services under the route table's /api/ prefixes."""
+    prefixes = [h.prefix.lstrip("/") for h in routes.load().http if h.prefix.startswith("/api/")]
+    code = (
+        "import django, json; django.setup();"
+        "from django.conf import settings; from importlib import import_module;"
+        "print(json.dumps([str(p.pattern) for p in import_module(settings.ROOT_URLCONF).urlpatterns]))"
+    )
+    found: list[str] = []
+    for svc in SERVICES:
+        if svc.name not in services:
+            continue
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": svc.settings, "PYTHONPATH": str(ROOT / "services")}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        found += [p for p in json.loads(out.stdout) if any(p.startswith(x) for x in prefixes)]
+    return sorted(set(found))
+
+
+@pytest.fixture(scope="module")
+def who_tokens(tokens):
+    claims = jwt.decode(tokens["alice"], options={"verify_signature": False})
+    return {
+        "none": None,
+        "expired": tokens_issue_expired(claims),
+        "bad_signature": jwt.encode(claims, "not-the-key-" + "x" * 32, algorithm="HS256"),
+        "user": tokens["alice"],
+    }
+
 
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "10")
 CHECKS = [
@@ -61,7 +97,7 @@ def concrete(path: str, operation: dict) -> str:
 @pytest.mark.parametrize("service", HTTP_SERVICES)
 def test_every_operation_that_needs_a_token_refuses_anonymous_and_staff_only_refuses_users(
     fleet,
-    who_tokens,  # noqa: F811 (the fixture imported above)
+    who_tokens,
     service,
 ):
     """The authorization matrix has one method per endpoint; this covers every other
