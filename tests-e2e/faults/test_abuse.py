@@ -34,8 +34,13 @@ async def test_a_burst_over_two_gateway_processes_is_held_to_one_user_rate(fleet
         pytest.skip("rate limits raised for this run (make faults): nothing to hold")
     gateways = [p for p in fleet.programs if p.name.startswith("ws-gateway-")]
     assert len(gateways) >= 2
+    # Enough sockets that their connection bursts together are twice the user's burst:
+    # only the per-user bucket can then refuse (each socket stays within its own).
+    per_gateway = -(-int(2 * burst) // (conn_burst * len(gateways)))
     clients = [
-        await Client.connect(f"ws://127.0.0.1:{g.http_port}/ws/tasks/", tokens["bob"]) for g in gateways for _ in (0, 1)
+        await Client.connect(f"ws://127.0.0.1:{g.http_port}/ws/tasks/", tokens["bob"])
+        for g in gateways
+        for _ in range(per_gateway)
     ]
     await asyncio.sleep(1.0)  # the buckets fill up after connecting
     started = time.monotonic()
