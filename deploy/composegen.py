@@ -142,8 +142,8 @@ def app_service(
         *[f"      {k}: {quoted(v)}" for k, v in env.items()],
         *extra,
         "    volumes:",
-        # One volume per service, shared by its containers: its SQLite fallback would live
-        # here (report files are in the report service's database, not on a disk).
+        # One volume per service, shared by its containers: the report files the Celery
+        # worker writes are served by the HTTP face. Its SQLite fallback would live here too.
         f"      - {svc.db_name}-data:/data",
         "    command: " + json.dumps(command),
         "    depends_on:",

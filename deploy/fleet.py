@@ -124,18 +124,19 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
     # The Celery worker (threads pool) scales with the report queue; Flower (events on,
-    # /flower/, staff only) is one. Report files live in the service's database
-    # (report_worker.models.ReportFile): nothing on a disk another replica reads.
+    # /flower/, staff only) is one. The HTTP face serves the report files the worker writes.
     Service(
         "report-worker",
         "report_worker.settings",
         "report_worker.asgi:application",
+        http_shares="report files",
         daemons=(
             Daemon(
                 "celery",
                 ("celery_worker",),
                 scaling=Scaling.STATELESS,
                 autoscale_max=4,
+                shares="report files",
             ),
             Daemon(
                 "flower",
@@ -320,7 +321,7 @@ DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
     DeploymentSetting("LOG_FORMAT"),
     # The proxy's network: its X-Real-IP names the client (socket caps, login throttle).
     DeploymentSetting("TRUSTED_PROXIES"),
-    # Where SQLite lives (make run): a process whose `shares` is set needs it on
+    # Where report files and SQLite live: a process whose `shares` is set needs it on
     # storage every process of its service reads.
     DeploymentSetting("SWITCHBOARD_DATA_DIR"),
 )

@@ -1,10 +1,7 @@
-"""The report worker's data: one record per requested report, and its file.
+"""The report worker's data: one record per requested report.
 
 The record, not Celery's result backend, is what `GET /api/reports/<task_id>/` and the
-download check read: it names the owner, and it outlives the broker's keys. The file
-lives in the service's database too (ReportFile), not on a disk of the process that
-made it: whichever Celery worker makes a report, any HTTP replica serves its download
-(docs/operations.md), in make run, compose and Kubernetes alike.
+download check read: it names the owner, and it outlives the broker's keys.
 """
 
 from django.db import models
@@ -39,11 +36,3 @@ class Report(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user_id", "-id"], name="report_user")]
-
-
-class ReportFile(models.Model):
-    """The finished file of a report: kept apart from the record so that listing reports
-    never reads their contents."""
-
-    report = models.OneToOneField(Report, on_delete=models.CASCADE, related_name="file")
-    data = models.BinaryField()

@@ -16,10 +16,10 @@ import logging
 import time
 
 from celery import shared_task
-from django.db import transaction
+from django.conf import settings
 from django.utils import timezone
 
-from report_worker.models import Report, ReportFile
+from report_worker.models import Report
 from report_worker.reports import BUILDERS, ReportError
 from switchboard import metrics, publish
 from switchboard.config import env_float
@@ -81,12 +81,13 @@ def generate_report(self, report_id: int) -> str:
     try:
         data, filename, content_type = BUILDERS[report.kind](report.params, step, report.requester)
         step(95, "saving the file")
-        # The file and its name in one transaction: a download never sees half of it,
-        # and a rerun after a crash replaces what an earlier attempt stored.
-        with transaction.atomic():
-            ReportFile.objects.update_or_create(report=report, defaults={"data": data})
-            report.filename, report.content_type = filename, content_type
-            report.save(update_fields=["filename", "content_type"])
+        folder = settings.REPORTS_DIR / report.task_id
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (filename + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(folder / filename)  # atomic: a download never sees half a file
+        report.filename, report.content_type = filename, content_type
+        report.save(update_fields=["filename", "content_type"])
     except Exception as exc:
         message = str(exc) if isinstance(exc, ReportError) else f"the report failed: {type(exc).__name__}: {exc}"
         update(report, "failed", 0, message)

@@ -12,15 +12,15 @@ Progress itself streams on /ws/tasks/ (see tasks.py).
 
 from __future__ import annotations
 
-import io
 import uuid
 
 import orjson
+from django.conf import settings
 from django.http import FileResponse
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
-from report_worker.models import Report, ReportFile
+from report_worker.models import Report
 from report_worker.reports import TYPES
 from report_worker.tasks import download_url, generate_report
 from switchboard.http import api, json_error, json_response
@@ -141,10 +141,10 @@ def download(request, task_id: str):
         return json_error(404, "not_found", "no such report")
     if r.status != "completed":
         return json_error(409, "not_ready", f"the report is {r.status}")
-    stored = ReportFile.objects.filter(report=r).values_list("data", flat=True).first()
-    if stored is None:
+    path = settings.REPORTS_DIR / r.task_id / r.filename
+    if not path.is_file():
         return json_error(410, "gone", "the report file is no longer available")
-    return FileResponse(io.BytesIO(bytes(stored)), as_attachment=True, filename=r.filename, content_type=r.content_type)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=r.filename, content_type=r.content_type)
 
 
 @api(["GET"], staff=True, responses={"GET": {200: "running, completed_today, failed_today"}})
