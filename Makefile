@@ -15,9 +15,11 @@ help:  ## list the entry points
 
 venv: $(VENV)/.installed  ## create .venv with the pinned dependencies
 
-$(VENV)/.installed: requirements.in requirements.lock
+# The Python client (clients/python) is installed editable: its tests use this checkout's code.
+$(VENV)/.installed: requirements.in requirements.lock clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.in -c requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e clients/python
 	touch $@
 
 deps:  ## install system programs (redis-server, nginx, chromium, prometheus) where missing
@@ -41,6 +43,7 @@ unit: venv clients/js/node_modules/.installed  ## unit tests of the shared packa
 	$(BIN)/pytest deploy/tests/test_compose_config.py deploy/tests/test_launcher.py
 	$(BIN)/pytest docs/tests
 	$(BIN)/pytest clients/js/tests
+	$(BIN)/pytest clients/python/tests
 	cd clients/js && npm run --silent typecheck
 	@for s in $(SERVICES); do \
 		echo "== $$s"; \
@@ -51,7 +54,7 @@ e2e: venv deps web  ## boot the fleet with the launcher and drive it through ngi
 	$(BIN)/pytest tests-e2e
 
 bench: venv deps  ## Switchboard vs the floor and the peer, one table + bench/results/*.json (minutes; not in test)
-	$(PY) bench/run.py --scale $${BENCH_SCALE:-full} --uvicorn
+	$(PY) bench/run.py --scale $${BENCH_SCALE:-full} --uvicorn --db $${BENCH_DB:-sqlite,postgres}
 
 bench-smoke: venv deps  ## the bench harness at toy scale (seconds): proves it runs, numbers mean nothing
 	$(PY) bench/run.py --scale smoke
@@ -95,7 +98,8 @@ $(WEB_COLLAB)/node_modules/.installed: $(WEB_COLLAB)/package.json $(WEB_COLLAB)/
 	cd $(WEB_COLLAB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js)
+# The editor imports the close-code policy from clients/js/src (one table).
+$(EDITOR_BUNDLE): $(WEB_COLLAB)/node_modules/.installed $(wildcard $(WEB_COLLAB)/src/*.js) $(wildcard $(JSCLIENT)/src/*.js)
 	cd $(WEB_COLLAB) && npm run --silent build
 
 docs: venv  ## rewrite docs/configuration.md, metrics.md and frames.md from config.py, metrics.py, protocol.py
@@ -119,9 +123,11 @@ SWITCHBOARD_IMAGE ?= switchboard:latest
 
 .PHONY: compose-yaml image compose-up compose-down compose-test scale-test
 
-compose-yaml: venv  ## regenerate compose.yaml and deploy/compose/prometheus.yml from deploy/fleet.py and routes.toml
+compose-yaml: venv  ## regenerate compose.yaml, deploy/compose/prometheus.yml, alertmanager.yml and nginx-proxy-vhost.conf from deploy/fleet.py and routes.toml
 	$(PY) deploy/composegen.py compose > compose.yaml
 	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
+	$(PY) deploy/composegen.py alertmanager > deploy/compose/alertmanager.yml
+	$(PY) deploy/composegen.py proxy-vhost > deploy/compose/nginx-proxy-vhost.conf
 
 image: web  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
 	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
@@ -142,7 +148,7 @@ compose-test: venv web  ## the fleet in real containers here (local base image a
 # single replicas under load; the table in var/scale.json (docs/operations.md).
 scale-test: venv web  ## the fleet at scale in containers: SIGKILL/scale/partition rows, table in var/scale.json
 	COMPOSE_TEST_NAME=scale-test COMPOSE_TEST_PROJECT=switchboard-scale COMPOSE_TEST_SCALE=--scale-test \
-	COMPOSE_TEST_SUITE=tests-scale SCALE_JSON=$(CURDIR)/var/scale.json PY=$(PY) bash deploy/compose/compose-test.sh
+	COMPOSE_TEST_PROFILES= COMPOSE_TEST_SUITE=tests-scale SCALE_JSON=$(CURDIR)/var/scale.json PY=$(PY) bash deploy/compose/compose-test.sh
 
 # ------------------------------------------------------------ operations ----
 .PHONY: k8s-generate k8s-check k8s-render prom-check prometheus
@@ -165,6 +171,11 @@ prom-check: venv deps  ## promtool checks of config and rules, rule unit tests, 
 	@tmp=$$(mktemp -d) && cp deploy/prometheus/prometheus.yml deploy/prometheus/alerts.yml $$tmp/ && \
 		mkdir $$tmp/targets && echo '[]' > $$tmp/targets/none.json && \
 		(cd $$tmp && promtool check config prometheus.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+	@# compose's Prometheus config names the rules by their path in the container.
+	@tmp=$$(mktemp -d) && sed "s|/etc/prometheus/alerts.yml|$(CURDIR)/deploy/prometheus/alerts.yml|" \
+		deploy/compose/prometheus.yml > $$tmp/prometheus.yml && promtool check config $$tmp/prometheus.yml; \
+		rc=$$?; rm -rf $$tmp; exit $$rc
+	amtool check-config deploy/compose/alertmanager.yml
 	$(BIN)/pytest deploy/tests
 
 prometheus: venv deps  ## Prometheus on http://127.0.0.1:9090 scraping the fleet of a running `make run`

@@ -563,6 +563,51 @@ async def scenario_roomjoin(args, target: Target) -> dict:
     }
 
 
+async def scenario_roomstorm(args, target: Target) -> dict:
+    """A reconnect storm into one room and, while it runs, connects into another room
+    whose commands go to the same inbox shard (--room-b): --sockets new users into
+    --room at --concurrency handshakes in flight (all at once by default, as after a
+    gateway restart), and --probes connects into --room-b, one every --probe-gap
+    seconds from when the storm starts. A probe's latency is from its TCP connect to its
+    accept (the history frame); one closed first (1013 after CONNECT_TIMEOUT_SECONDS)
+    is a failure. What a user of a quiet room meets during another room's storm."""
+    room = Room(args, target)
+    base = args.uid_base
+    meter = Meter(args.server_pid, args.pids)
+    specs = [(args.room, base + i, "idle") for i in range(args.sockets)]
+    storm = asyncio.ensure_future(room.open_many(specs, args.concurrency))
+    latencies, probe_errors = [], []
+    t_storm = time.perf_counter()
+    for i in range(args.probes):
+        await asyncio.sleep(max(0.0, t_storm + (i + 1) * args.probe_gap - time.perf_counter()))
+        tok = issue(Identity(base + args.sockets + i, f"u{base + args.sockets + i}", target.staff), ttl=86400)
+        t0 = time.perf_counter()
+        try:
+            await room.open_one(args.room_b, base + args.sockets + i, "idle", tok)
+            latencies.append(time.perf_counter() - t0)
+        except Exception as exc:  # a probe closed before its accept: what the issue is about
+            probe_errors.append(f"{time.perf_counter() - t0:.2f}s: {exc!r}"[:200])
+    elapsed, failures = await storm
+    phase = meter.stop()
+    await room.quiet(1.0, 120)
+    await room.close_all()
+    return {
+        "scenario": "roomstorm",
+        "target": target.name,
+        **phase,
+        "storm_sockets": args.sockets,
+        "storm_in_flight": args.concurrency,
+        "storm_s": round(elapsed, 2),
+        "storm_refused": failures,
+        "probes": args.probes,
+        "probe_failures": len(probe_errors),
+        "probe_p50_ms": _ms(percentile(latencies, 50)),
+        "probe_max_ms": _ms(max(latencies, default=None)),
+        "probe_errors": probe_errors[:5],
+        "errors": room.errors[:5],
+    }
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
@@ -573,6 +618,7 @@ SCENARIOS = {
     "idle": scenario_idle,
     "hold": scenario_hold,
     "roomjoin": scenario_roomjoin,
+    "roomstorm": scenario_roomstorm,
 }
 
 
@@ -597,6 +643,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--hold", type=float, default=10.0)
     p.add_argument("--server-pid", type=int)
     p.add_argument("--members", type=int, default=100, help="roomjoin: members already in the room")
+    p.add_argument("--room-b", default="bench-b", help="roomstorm: the room probed during the storm")
+    p.add_argument("--probes", type=int, default=10, help="roomstorm: connects into --room-b")
+    p.add_argument("--probe-gap", type=float, default=0.5, help="roomstorm: seconds between probes")
     p.add_argument(
         "--pids",
         type=lambda v: tuple(int(x) for x in v.split(",") if x),

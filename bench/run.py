@@ -3,12 +3,28 @@
     python bench/run.py                  # full scale: 100 and 1,000 receivers, 10,000 idle sockets
     python bench/run.py --scale smoke    # seconds: proves the harness works, numbers mean nothing
     python bench/run.py --only switchboard,floor
+    python bench/run.py --only patches --scale mid --label patches   # what each server patch buys
+    python bench/run.py --only switchboard --patches-off twisted_writes
+    python bench/run.py --only switchboard,rooms --db sqlite,postgres   # both databases, one table
 
 For each server in turn: boot it (Switchboard with deploy/launcher.py's Fleet, the
 same launcher as `make run`, with production settings and rate limits raised for the
 load; the floor and the peer on a Redis of their own), run the load client
 (bench/loadclient.py, one subprocess per scenario, so its CPU is its own), stop it.
 Then print one table and write the figures as JSON to bench/results/.
+
+`--db` picks Switchboard's databases: `sqlite` (each service's own file, as `make run`
+runs it), `postgres` (each service's own database on one PostgreSQL 15 cluster, as
+compose runs it; a throwaway cluster on a free port, switchboard.testing.PostgresCluster,
+the fault campaign's), or both in turn, each fleet through the same scenarios; the
+table has one column per database.
+
+`--only patches` boots one fleet and, on it, one extra ws-gateway process per variant
+(all patches on, then each patch that can be switched off, off alone; the names are
+ws_gateway/patches.py's and the switch is the gateway's own WS_PATCHES_DISABLE), each
+running the top fan-out and the idle scenario, `--rounds` times in turn, so every
+variant meets the same load on the machine (docs/performance.md, "What each server
+patch buys").
 
 Ratios from one run are the result: absolute figures on a shared 2-core machine move
 by a third between runs. A figure whose client CPU was at or above CLIENT_LIMIT of a
@@ -36,8 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 
+from fleet import SERVICES  # noqa: E402
+
 from launcher import Fleet, free_port, redis_server  # noqa: E402
 from switchboard.config import env, env_int  # noqa: E402
+from switchboard.pgcluster import PostgresCluster, postgres_missing  # noqa: E402
+from ws_gateway.patches import PATCHES  # noqa: E402
 
 PY = sys.executable
 CLIENT = str(ROOT / "bench" / "loadclient.py")
@@ -60,6 +80,22 @@ SCALES = {
         # roomjoin: connects into one chat room of each size, through nginx
         "room_sizes": [100, 1000, 5000],
         "room_connects": 300,
+        # roomstorm: this many sockets into one room at once, a quiet room probed meanwhile
+        "storm_sockets": 2000,
+    },
+    # What one server process's patches cost or buy (`--only patches`): 1,000 receivers
+    # and 3,000 idle sockets show each effect in a minute a variant.
+    "mid": {
+        "receivers": [1000],
+        "idle": 3000,
+        "duration": 5.0,
+        "rt": 100,
+        "users": 100,
+        "dashboard_viewers": 50,
+        "dashboard_intervals": 2,
+        "room_sizes": [100, 1000],
+        "room_connects": 100,
+        "storm_sockets": 500,
     },
     "smoke": {
         "receivers": [20],
@@ -71,6 +107,7 @@ SCALES = {
         "dashboard_intervals": 2,
         "room_sizes": [20],
         "room_connects": 20,
+        "storm_sockets": 50,
     },
 }
 # Production settings, with every rate limit far above the load: the bench measures
@@ -163,30 +200,74 @@ def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
 
 
 # ------------------------------------------------------------------ servers ----
-def run_rooms(scale: dict, run_dir: Path) -> dict:
+DATABASES = ("sqlite", "postgres")
+
+
+def db_key(name: str, db: str) -> str:
+    """The results' key of a Switchboard figure set on `db`: SQLite's keep the names of
+    earlier runs (`switchboard`, `switchboard-rooms`), PostgreSQL's get `-postgres`."""
+    return name if db == "sqlite" else f"{name}-postgres"
+
+
+class BenchFleet:
+    """A fleet with the bench's settings on `db`: SQLite files in the run directory, or
+    every service on its own database of a PostgreSQL cluster started for this fleet
+    (as compose gives each service its own database on one server; never the
+    machine's own PostgreSQL), stopped and removed with the fleet."""
+
+    def __init__(self, run_dir: Path, db: str, ws_gateway_processes: int):
+        self.run_dir, self.db, self.processes = run_dir, db, ws_gateway_processes
+        self.cluster: PostgresCluster | None = None
+
+    def __enter__(self) -> Fleet:
+        service_env: dict[str, dict[str, str]] = {}
+        if self.db == "postgres":
+            missing = postgres_missing()
+            if missing:
+                raise SystemExit(f"--db postgres needs {missing}: run deploy/system-deps.sh (make deps)")
+            # The launcher hands each port out once, so the cluster's cannot be a fleet's.
+            self.cluster = PostgresCluster(port=free_port())
+            self.cluster.start()
+            service_env = {s.name: {"DATABASE_URL": self.cluster.create_db(s.db_name)} for s in SERVICES}
+        self.fleet = Fleet(
+            run_dir=self.run_dir,
+            gateway_port=free_port(),
+            ws_gateway_processes=self.processes,
+            env=SWITCHBOARD_ENV,
+            service_env=service_env,
+        )
+        try:
+            self.fleet.start(wait=BOOT_SECONDS)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.fleet
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.fleet.stop()
+        finally:
+            if self.cluster:
+                self.cluster.destroy()
+
+
+def run_rooms(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
     """Only the room connects, on a fleet as `make run` runs it (its default gateway
     processes) behind nginx: `bench/run.py --only rooms`."""
-    fleet = Fleet(
-        run_dir=run_dir, gateway_port=free_port(), gateway_processes=env_int("GATEWAY_PROCESSES"), env=SWITCHBOARD_ENV
-    )
-    try:
-        fleet.start(wait=BOOT_SECONDS)
-        return {"switchboard-rooms": room_connects(fleet, scale)}
-    finally:
-        fleet.stop()
+    with BenchFleet(run_dir, db, env_int("WS_GATEWAY_PROCESSES")) as fleet:
+        return {db_key("switchboard-rooms", db): room_connects(fleet, scale)}
 
 
-def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
-    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
-    try:
-        fleet.start(wait=BOOT_SECONDS)
+def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool, db: str = "sqlite") -> dict:
+    with BenchFleet(run_dir, db, 1) as fleet:
         create_rooms(fleet, ["bench-rt", *(f"bench-{n}" for n in scale["receivers"])])
         gw = fleet.program("ws-gateway-0")
         # Straight to the ws-gateway process, as the floor and the peer are reached:
         # one Python server process against another, nginx left out of the ratio.
-        results = {"switchboard": scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
-        results["switchboard"]["dashboard"] = dashboard(fleet, gw.http_port, scale)
-        if uvicorn:
+        key = db_key("switchboard", db)
+        results = {key: scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
+        results[key]["dashboard"] = dashboard(fleet, gw.http_port, scale)
+        if uvicorn and db == "sqlite":
             # The same ASGI app and settings under uvicorn, side by side (ARCHITECTURE.md
             # keeps daphne unless the gain is large): a second gateway process on the
             # same fleet, while daphne's sits idle.
@@ -211,13 +292,11 @@ def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool) -> dict:
                     proc.terminate()
                     proc.wait(15)
         return results
-    finally:
-        fleet.stop()
 
 
 def serve_switchboard(scale: dict, run_dir: Path) -> None:
     """Keep a bench-configured fleet up for profiling (py-spy) until Ctrl-C."""
-    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, env=SWITCHBOARD_ENV)
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), ws_gateway_processes=1, env=SWITCHBOARD_ENV)
     try:
         fleet.start(wait=BOOT_SECONDS)
         rooms = ["bench-rt", *(f"bench-{n}" for n in scale["receivers"]), *(f"idle-{i}" for i in range(scale["idle"]))]
@@ -229,6 +308,119 @@ def serve_switchboard(scale: dict, run_dir: Path) -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         fleet.stop()
+
+
+def switchable_patches() -> list[str]:
+    """The ws-gateway patches WS_PATCHES_DISABLE can switch off (ws_gateway/patches.py)."""
+    return [p.module for p in PATCHES if p.installs]
+
+
+def gateway_variant(fleet: Fleet, name: str, env_extra: dict[str, str], run_dir: Path) -> subprocess.Popen:
+    """One more ws-gateway daphne process on the fleet, its own port, this environment
+    on top of ws-gateway-0's (which stays up, idle, as in the uvicorn comparison)."""
+    gw = fleet.program("ws-gateway-0")
+    port = free_port()
+    cmd = list(gw.command)
+    cmd[cmd.index("-p") + 1] = str(port)
+    env = {**os.environ, **fleet.base_env, **gw.env, "SERVICE_NAME": name, "METRICS_PORT": "0", **env_extra}
+    log = open(run_dir / "logs" / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc.port = port  # type: ignore[attr-defined]
+    proc.log = log  # type: ignore[attr-defined]
+    deadline = time.time() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited ({proc.returncode}); see {log.name}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return proc
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def run_patches(scale: dict, run_dir: Path, rounds: int) -> dict:
+    """What each ws-gateway patch buys: every variant (all on, then each off alone) on one
+    fleet, round after round, the top fan-out and the idle scenario each."""
+    top = max(scale["receivers"])
+    variants = ["", *switchable_patches()]  # "": all patches on
+    fleet = Fleet(run_dir=run_dir, gateway_port=free_port(), ws_gateway_processes=1, env=SWITCHBOARD_ENV)
+    out: dict = {"variants": [v or "all on" for v in variants], "rounds": []}
+    try:
+        fleet.start(wait=BOOT_SECONDS)
+        create_rooms(fleet, [f"bench-{top}"])
+        for r in range(rounds):
+            this: dict = {}
+            for variant in variants:
+                label = variant or "all on"
+                print(f"== round {r + 1}: {variant + ' off' if variant else label}", flush=True)
+                proc = gateway_variant(
+                    fleet, f"ws-gateway-bench-{variant or 'all'}", {"WS_PATCHES_DISABLE": variant}, run_dir
+                )
+                try:
+                    res = {
+                        "loadavg": os.getloadavg(),
+                        "idle": client(
+                            "idle",
+                            "switchboard",
+                            proc.port,
+                            proc.pid,
+                            "--sockets",
+                            str(scale["idle"]),
+                            "--room",
+                            "idle",
+                            "--uid-base",
+                            "200000",
+                        ),
+                    }
+                    time.sleep(3)  # the close storm
+                    res[f"fanout_{top}"] = client(
+                        "fanout", "switchboard", proc.port, proc.pid, "--receivers", str(top),
+                        "--room", f"bench-{top}", "--uid-base", str(400_000 + top * 10),
+                        "--duration", str(scale["duration"]), "--users", str(min(top, scale["users"])),
+                    )  # fmt: skip
+                    time.sleep(10 if top >= 1000 else 3)  # the close storm through chat's inbox
+                finally:
+                    proc.terminate()
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                    proc.log.close()
+                this[label] = res
+            out["rounds"].append(this)
+        return {"patches": out}
+    finally:
+        fleet.stop()
+
+
+PATCH_ROWS = (
+    # (label, path in a variant's results, how to print)
+    ("deliveries/s", "fanout_{top}.max.deliveries_per_s"),
+    ("server µs/delivery", "fanout_{top}.max.server_us_per_delivery"),
+    ("p99 ms @half", "fanout_{top}.paced.p99_ms"),
+    ("lost", "fanout_{top}.lost"),
+    ("KB/idle socket", "idle.rss_per_socket_kb"),
+    ("idle connects/s", "idle.connects_per_s"),
+    ("ms CPU/connect", "idle.server_ms_per_connect"),
+)
+
+
+def patches_table(results: dict, scale: dict) -> str:
+    """One row per variant, each figure as round 1 / round 2 / ..."""
+    top = max(scale["receivers"])
+    node = results["patches"]
+    head = ["variant", *(label for label, _ in PATCH_ROWS)]
+    lines = []
+    for variant in node["variants"]:
+        cells = []
+        for _, path in PATCH_ROWS:
+            vals = [_get(rnd, variant, path.format(top=top)) for rnd in node["rounds"]]
+            cells.append(" / ".join(fmt(v) for v in vals))
+        lines.append(["all on" if variant == "all on" else f"{variant} off", *cells])
+    return markdown(head, lines)
 
 
 def scrape(fleet: Fleet, metric: str) -> float:
@@ -339,7 +531,45 @@ def room_connects(fleet: Fleet, scale: dict) -> dict:
             str(700_000 + n * 10),
         )
         time.sleep(10 if n >= 1000 else 3)  # the close storm drains through chat's inbox
+    out["storm"] = room_storm(fleet, scale, pids)
     return out
+
+
+def room_storm(fleet: Fleet, scale: dict, pids: str) -> dict:
+    """Connects into a quiet room during a reconnect storm into another room of the same
+    inbox shard (issue 21): the quiet room's connect latency and failures."""
+    from switchboard.routes import shard_channel
+
+    shards = int(fleet.setting("INBOX_SHARDS"))
+    storm_room = "storm-a"
+    quiet = next(
+        f"storm-b{i}"
+        for i in range(10_000)
+        if shard_channel("chat", f"storm-b{i}", shards) == shard_channel("chat", storm_room, shards)
+    )
+    create_rooms(fleet, [storm_room, quiet])
+    return client(
+        "roomstorm",
+        "switchboard",
+        fleet.gateway_port,
+        None,
+        "--pids",
+        pids,
+        "--room",
+        storm_room,
+        "--room-b",
+        quiet,
+        "--sockets",
+        str(scale["storm_sockets"]),
+        "--concurrency",
+        str(scale["storm_sockets"]),
+        "--probes",
+        "10",
+        "--probe-gap",
+        "0.5",
+        "--uid-base",
+        "600000",
+    )
 
 
 def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
@@ -349,7 +579,12 @@ def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
         "slugs = sys.stdin.read().split()\n"
         "ChatRoom.objects.bulk_create([ChatRoom(slug=s, name=s) for s in slugs], ignore_conflicts=True, batch_size=500)\n"
     )
-    env = {**os.environ, **fleet.base_env, "DJANGO_SETTINGS_MODULE": "chat.settings"}
+    env = {
+        **os.environ,
+        **fleet.base_env,
+        **fleet.service_env.get("chat", {}),
+        "DJANGO_SETTINGS_MODULE": "chat.settings",
+    }
     subprocess.run(
         [PY, "-m", "django", "shell", "-c", code], input="\n".join(slugs), text=True, env=env, cwd=ROOT, check=True
     )
@@ -458,8 +693,10 @@ def derive(results: dict) -> None:
     On a shared machine a server gets whatever share of a core the others leave it, so
     rates move with the load; the CPU a server spends per unit of work moves much less,
     and its ratio is the fairer comparison (docs/performance.md)."""
-    for target in ("switchboard", "switchboard-uvicorn", "floor", "peer"):
-        node = results.get(target)
+    nodes = [results.get(t) for t in (*SB_TARGETS, "floor", "peer")]
+    for rnd in (results.get("patches") or {}).get("rounds", []):
+        nodes += rnd.values()
+    for node in nodes:
         if not isinstance(node, dict):
             continue
         for name, scenario in node.items():
@@ -483,28 +720,119 @@ def fmt(v) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+# Switchboard's columns: on SQLite, on PostgreSQL, its app under uvicorn (on SQLite).
+SB_TARGETS = ("switchboard", "switchboard-postgres", "switchboard-uvicorn")
+NAMES = {"switchboard": "sb sqlite", "switchboard-postgres": "sb postgres", "switchboard-uvicorn": "sb on uvicorn"}
+
+
 def table(results: dict, scale: dict) -> str:
-    targets = [t for t in ("switchboard", "switchboard-uvicorn", "floor", "peer") if t in results]
-    names = {"switchboard-uvicorn": "sb on uvicorn"}
-    head = ["figure", *(names.get(t, t) for t in targets), "sb/floor", "sb/peer", "target"]
+    targets = [t for t in (*SB_TARGETS, "floor", "peer") if t in results]
+    # One pair of ratio columns per database Switchboard ran on, each from this run.
+    dbs = [t for t in SB_TARGETS[:2] if t in results]
+    head = ["figure", *(NAMES.get(t, t) if len(dbs) > 1 else t for t in targets)]
+    for t in dbs:
+        tag = "sb" if len(dbs) == 1 else "pg" if t.endswith("postgres") else "sqlite"
+        head += [f"{tag}/floor", f"{tag}/peer"]
+    head.append("target")
     lines = []
     for label, path, _better, target in rows(scale):
         vals = {t: _get(results, t, path) for t in targets}
         cells = [fmt(v) + ("*" if v is not None and _client_bound(results, t, path) else "") for t, v in vals.items()]
         ratios = []
-        sb = vals.get("switchboard")
-        for ref in (vals.get("floor"), vals.get("peer")):
-            ok = isinstance(sb, int | float) and isinstance(ref, int | float) and ref
-            ratios.append(f"{sb / ref:.2f}" if ok else "")
+        for t in dbs:
+            sb = vals.get(t)
+            for ref in (vals.get("floor"), vals.get("peer")):
+                ok = isinstance(sb, int | float) and isinstance(ref, int | float) and ref
+                ratios.append(f"{sb / ref:.2f}" if ok else "")
         lines.append([label, *cells, *ratios, target])
+    return markdown(head, lines)
+
+
+def rooms_table(results: dict) -> str:
+    """Connects on the chat route into rooms of each size, through nginx with the fleet's
+    default gateway processes, one column per database; the ratios the issue's targets
+    are stated in: connects/s against the floor's idle connects/s, CPU per connect at
+    each size against its value at the smallest."""
+    keys = [k for k in ("switchboard-rooms", "switchboard-rooms-postgres") if k in results]
+    if not keys:
+        return ""
+    sizes = sorted({int(name.split("_")[1]) for k in keys for name in results[k] if name.startswith("members_")})
+    floor = _get(results, "floor", "idle.connects_per_s")
+    head = [
+        "rooms (chat route, through nginx)",
+        *("sqlite" if k == keys[0] and not k.endswith("postgres") else "postgres" for k in keys),
+    ]
+    lines = []
+    for n in sizes:
+        node = f"members_{n}"
+        lines.append(
+            [
+                f"{n:,} members: fill s (refused)",
+                *(
+                    f"{fmt(_get(results, k, node + '.fill_s'))} ({fmt(_get(results, k, node + '.fill_failures'))})"
+                    for k in keys
+                ),
+            ]
+        )
+        lines.append([f"{n:,} members: connects/s", *(fmt(_get(results, k, node + ".connects_per_s")) for k in keys)])
+        if isinstance(floor, int | float) and floor:
+            lines.append(
+                [
+                    f"{n:,} members: connects/s ÷ floor's idle connects/s",
+                    *(
+                        fmt(round(v / floor, 2))
+                        if isinstance(v := _get(results, k, node + ".connects_per_s"), int | float)
+                        else "n/a"
+                        for k in keys
+                    ),
+                ]
+            )
+        lines.append(
+            [
+                f"{n:,} members: fleet CPU ms/connect",
+                *(fmt(_get(results, k, node + ".cpu_ms_per_connect")) for k in keys),
+            ]
+        )
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
+
+        def grow(k: str) -> str:
+            a = _get(results, k, f"members_{lo}.cpu_ms_per_connect")
+            b = _get(results, k, f"members_{hi}.cpu_ms_per_connect")
+            return f"{b / a:.2f}" if isinstance(a, int | float) and isinstance(b, int | float) and a else "n/a"
+
+        lines.append([f"CPU/connect {hi:,} ÷ {lo:,} (target ≤ 1.5)", *(grow(k) for k in keys)])
+    if any(_get(results, k, "storm.storm_sockets") for k in keys):
+        lines.append(
+            [
+                "storm into one room: sockets, refused, s",
+                *(
+                    f"{fmt(_get(results, k, 'storm.storm_sockets'))}, {fmt(_get(results, k, 'storm.storm_refused'))}, "
+                    f"{fmt(_get(results, k, 'storm.storm_s'))}"
+                    for k in keys
+                ),
+            ]
+        )
+        lines.append(
+            [
+                "storm: other room's connects p50/max ms",
+                *(
+                    f"{fmt(_get(results, k, 'storm.probe_p50_ms'))} / {fmt(_get(results, k, 'storm.probe_max_ms'))}"
+                    for k in keys
+                ),
+            ]
+        )
+    return markdown(head, lines)
+
+
+def markdown(head: list[str], lines: list[list]) -> str:
+    """A Markdown table, its columns padded to their widest cell."""
     widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
 
     def line(r):
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
 
-    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in lines]
-    return "\n".join(out)
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in lines)])
 
 
 def machine() -> dict:
@@ -530,8 +858,26 @@ def main() -> None:
     p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
     p.add_argument("--only", default="switchboard,rooms,floor,peer")
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
+    p.add_argument(
+        "--db",
+        default=os.environ.get("BENCH_DB", "sqlite"),
+        help="Switchboard's databases, in turn: sqlite, postgres or sqlite,postgres (each service its own)",
+    )
     p.add_argument("--serve", action="store_true", help="only boot Switchboard as the bench does, for profiling")
+    p.add_argument(
+        "--patches-off",
+        default="",
+        help=f"WS_PATCHES_DISABLE for Switchboard's gateway: patches not to install ({', '.join(switchable_patches())})",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="--only patches: every variant this many times, in turn")
+    p.add_argument("--label", default="", help="also keep the JSON as bench/results/<time>-<scale>-<label>.json")
     args = p.parse_args()
+    dbs = args.db.split(",")
+    if not dbs or any(d not in DATABASES for d in dbs):
+        p.error(f"--db: {args.db!r}, not a comma-separated list of {', '.join(DATABASES)}")
+    if args.patches_off:
+        # The gateway's own switch (ws_gateway/patches.disabled() refuses a name that is no patch).
+        SWITCHBOARD_ENV["WS_PATCHES_DISABLE"] = args.patches_off
 
     def stop(signum, frame):
         raise SystemExit(f"stopped by signal {signum}")  # unwinds: every server is stopped
@@ -544,19 +890,33 @@ def main() -> None:
     if args.serve:
         return serve_switchboard(scale, run_root / "fleet")
     started = datetime.now(UTC)
-    results: dict = {"machine": machine(), "scale": args.scale, "started": started.isoformat()}
+    results: dict = {"machine": machine(), "scale": args.scale, "started": started.isoformat(), "databases": dbs}
+    if args.patches_off:
+        results["patches_off"] = args.patches_off
     for target in args.only.split(","):
         print(f"== {target}", flush=True)
         t0 = time.time()
         if target == "switchboard":
-            results.update(run_switchboard(scale, run_root / "fleet", args.uvicorn))
+            for db in dbs:
+                print(f"   on {db}", flush=True)
+                results.update(run_switchboard(scale, run_root / f"fleet-{db}", args.uvicorn, db))
         elif target == "rooms":
-            results.update(run_rooms(scale, run_root / "rooms"))
+            for db in dbs:
+                print(f"   on {db}", flush=True)
+                results.update(run_rooms(scale, run_root / f"rooms-{db}", db))
+        elif target == "patches":
+            results.update(run_patches(scale, run_root / "patches", args.rounds))
         else:
             results[target] = run_reference(target, scale, run_root / target)
         print(f"   {time.time() - t0:.0f} s", flush=True)
     derive(results)
     text = table(results, scale)
+    if rooms := rooms_table(results):
+        text += "\n\n" + rooms
+    if "patches" in results:
+        text = (text + "\n\n" if any(t in results for t in (*SB_TARGETS, "floor", "peer")) else "") + patches_table(
+            results, scale
+        )
     results["table"] = text
     print()
     print(text)
@@ -565,8 +925,8 @@ def main() -> None:
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     # Every full run is kept (docs/performance.md cites one); smoke runs only as latest.
     paths = [RESULTS / f"latest-{args.scale}.json"]
-    if args.scale == "full":
-        paths.append(RESULTS / f"{stamp}-{args.scale}.json")
+    if args.scale == "full" or args.label:
+        paths.append(RESULTS / f"{stamp}-{args.scale}{'-' + args.label if args.label else ''}.json")
     for path in paths:
         path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"figures: {', '.join(str(p) for p in paths)}")

@@ -80,6 +80,8 @@ class Daemon:
     auth_setting: str = ""
     # Files it writes that another process kind of the service reads (see Process.shares).
     shares: str = ""
+    # See Process.proxy_only.
+    proxy_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Service:
     http_replicas: int = 1
     http_autoscale_max: int = 0
     http_shares: str = ""
+    # Secrets only this service's processes read: (setting, its key in the deployment's
+    # secret). Optional in both deployments: unset, the feature it guards is off.
+    secrets: tuple[tuple[str, str], ...] = ()
 
     @property
     def db_name(self) -> str:
@@ -121,22 +126,23 @@ SERVICES: tuple[Service, ...] = (
         "dashboard.asgi:application",
         inbox=True,
         daemons=(Daemon("publisher", ("stats_publisher",), replicas=2, scaling=Scaling.LEASED),),
+        # Alertmanager's webhook (POST /api/dashboard/alerts/) authenticates with it.
+        secrets=(("ALERT_WEBHOOK_SECRET", "alert-webhook-secret"),),
     ),
     Service("notification", "notification.settings", "notification.asgi:application", inbox=True),
     # The Celery worker (threads pool) scales with the report queue; Flower (events on,
-    # /flower/, staff only) is one. The HTTP face serves the report files the worker writes.
+    # /flower/, staff only) is one. Report files live in the service's database
+    # (report_worker.models.ReportFile): nothing on a disk another replica reads.
     Service(
         "report-worker",
         "report_worker.settings",
         "report_worker.asgi:application",
-        http_shares="report files",
         daemons=(
             Daemon(
                 "celery",
                 ("celery_worker",),
                 scaling=Scaling.STATELESS,
                 autoscale_max=4,
-                shares="report files",
             ),
             Daemon(
                 "flower",
@@ -144,6 +150,8 @@ SERVICES: tuple[Service, ...] = (
                 serves="flower",
                 port_setting="FLOWER_PORT",
                 auth_setting="FLOWER_BASIC_AUTH",
+                # Its API runs unauthenticated where the proxy checks staff (make run, k8s).
+                proxy_only=True,
             ),
         ),
     ),
@@ -168,6 +176,11 @@ class Process:
     # What it keeps on disk that another process or replica reads ("": nothing). A
     # deployment must give every such process one storage all of them read.
     shares: str = ""
+    # Its HTTP server trusts the proxy in front (Flower: its API answers anyone who
+    # reaches it, behind the proxy's staff check), so only the proxy and Prometheus may
+    # connect to it: compose gives it networks of its own with them (and one with Redis),
+    # k8s a NetworkPolicy admitting only the ingress controller's and Prometheus' pods.
+    proxy_only: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -280,6 +293,7 @@ def _expand(services: tuple[Service, ...]) -> tuple[Process, ...]:
                     scaling=d.scaling,
                     autoscale_max=d.autoscale_max,
                     shares=d.shares,
+                    proxy_only=d.proxy_only,
                 )
             )
     return tuple(out)
@@ -297,6 +311,25 @@ def serving(route_service: str) -> Process:
     return next(p for p in PROCESSES if p.serves == route_service)
 
 
+def internal_hosts() -> list[str]:
+    """Every process with an HTTP face, by its name: compose's service names and k8s's
+    Service names, which SERVICE_URLS and the alert webhook use as Host. Each deployment
+    adds its proxy's own name (compose: `proxy`; k8s: the staff check's FQDN)."""
+    return [p.name for p in PROCESSES if p.http]
+
+
+# Where Alertmanager delivers alerts, in every deployment: the dashboard's webhook
+# (POST, `Authorization: Bearer <ALERT_WEBHOOK_SECRET>`), called on the service's own
+# HTTP face inside the deployment's network, not through the public proxy.
+ALERT_WEBHOOK_ROUTE = ("dashboard", "/api/dashboard/alerts/")
+
+
+def alert_webhook_url(host_suffix: str = "") -> str:
+    """The webhook's URL on the process serving it (`host_suffix`: k8s's namespace part)."""
+    service, path = ALERT_WEBHOOK_ROUTE
+    return f"http://{serving(service).name}{host_suffix}:{HTTP_PORT}{path}"
+
+
 @dataclass(frozen=True)
 class DeploymentSetting:
     """A setting every process of a container deployment gets from the deployment."""
@@ -304,6 +337,7 @@ class DeploymentSetting:
     name: str
     secret: str = ""  # its key in the deployment's secret ("": plain config)
     per_service: bool = False  # one value per service (its own database)
+    optional: bool = False  # a secret the deployment may not have (k8s: an optional secretKeyRef)
 
 
 # What compose's x-app-env and k8s's ConfigMap + Secret give every process. A process's
@@ -311,17 +345,26 @@ class DeploymentSetting:
 DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
     DeploymentSetting("SWITCHBOARD_SECRET_KEY", secret="secret-key"),
     DeploymentSetting("SWITCHBOARD_JWT_KEYS", secret="jwt-keys"),
+    # The shop's own token keys (docs/security.md#shop-tokens): none unless the shop mints tokens.
+    DeploymentSetting("SHOP_JWT_KEYS", secret="shop-jwt-keys", optional=True),
+    DeploymentSetting("SHOP_JWKS"),
+    DeploymentSetting("SHOP_JWT_AUDIENCE"),
+    DeploymentSetting("SHOP_JWT_ISSUER"),
     DeploymentSetting("REDIS_URL", secret="redis-url"),
     DeploymentSetting("DATABASE_URL", secret="database-url", per_service=True),
     DeploymentSetting("ALLOWED_HOSTS"),
+    # Generated per deployment (internal_hosts()): what its callers send as Host.
+    DeploymentSetting("INTERNAL_HOSTS"),
     DeploymentSetting("ALLOWED_ORIGINS"),
+    # On where browsers come over TLS (k8s prod): session and CSRF cookies Secure.
+    DeploymentSetting("SECURE_COOKIES"),
     DeploymentSetting("SERVICE_URLS"),
     DeploymentSetting("INBOX_SHARDS"),
     DeploymentSetting("LOG_LEVEL"),
     DeploymentSetting("LOG_FORMAT"),
     # The proxy's network: its X-Real-IP names the client (socket caps, login throttle).
     DeploymentSetting("TRUSTED_PROXIES"),
-    # Where report files and SQLite live: a process whose `shares` is set needs it on
+    # Where SQLite lives (make run): a process whose `shares` is set needs it on
     # storage every process of its service reads.
     DeploymentSetting("SWITCHBOARD_DATA_DIR"),
 )

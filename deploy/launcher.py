@@ -7,7 +7,7 @@ One launcher serves `make run` and the end-to-end tests (tests-e2e/conftest.py):
 It picks free ports, writes supervisord's and nginx's configs into a run directory,
 starts Redis (unless REDIS_URL is set), migrates and seeds every service's database,
 then starts every process kind of deploy/fleet.py (PROCESSES; ws-gateway
-GATEWAY_PROCESSES times) and nginx in front. The fleet's processes are defined there,
+WS_GATEWAY_PROCESSES times) and nginx in front. The fleet's processes are defined there,
 once, for compose and k8s too; this file adds only what is local. supervisord is the
 process manager: it restarts what crashes, and tests use it to stop, start and kill
 single processes (`Fleet.ctl`).
@@ -76,7 +76,7 @@ class Program:
 class Fleet:
     run_dir: Path
     gateway_port: int = 8080
-    gateway_processes: int = 1
+    ws_gateway_processes: int = 1
     redis_url: str | None = None  # None: start a redis-server for this run
     env: dict[str, str] = field(default_factory=dict)
     console: bool = False  # programs' output to the terminal (make run) or to files
@@ -106,7 +106,10 @@ class Fleet:
             "PYTHONUNBUFFERED": "1",
             "REDIS_URL": self.redis_url,
             "SWITCHBOARD_DATA_DIR": str(self.run_dir / "data"),
-            "ALLOWED_ORIGINS": f"http://127.0.0.1:{self.gateway_port},http://localhost:{self.gateway_port}",
+            # The environment's own list wins (a shop's site on another port must open
+            # sockets: docs/quickstart.md); without one, this fleet's gateway origin.
+            "ALLOWED_ORIGINS": os.environ.get("ALLOWED_ORIGINS")
+            or f"http://127.0.0.1:{self.gateway_port},http://localhost:{self.gateway_port}",
             "SERVICE_URLS": f"http://127.0.0.1:{self.gateway_port}",  # nginx routes every path
             **self.env,
         }
@@ -145,9 +148,9 @@ class Fleet:
                 )
             )
         for proc in PROCESSES:
-            # Locally: GATEWAY_PROCESSES gateways, every other kind as many as it must run
+            # Locally: WS_GATEWAY_PROCESSES gateways, every other kind as many as it must run
             # to do its job here (two publishers: one takes over from the other).
-            copies = self.gateway_processes if proc.role == Role.GATEWAY else proc.replicas
+            copies = self.ws_gateway_processes if proc.role == Role.GATEWAY else proc.replicas
             for i in range(copies):
                 name = f"{proc.name}-{i}" if copies > 1 or proc.role == Role.GATEWAY else proc.name
                 # The service's own environment too (its database): every process is that service.
@@ -444,7 +447,7 @@ def main() -> None:
     fleet = Fleet(
         run_dir=ROOT / "var" / "run",
         gateway_port=env_int("GATEWAY_PORT"),
-        gateway_processes=env_int("GATEWAY_PROCESSES"),
+        ws_gateway_processes=env_int("WS_GATEWAY_PROCESSES"),
         # An explicitly configured Redis is used; otherwise one is started for the run.
         redis_url=os.environ.get("REDIS_URL") or None,
         console=True,

@@ -5,8 +5,8 @@
 
 The launcher calls `render()` with the ports it chose. What every location does:
 WebSocket upgrade headers and long timeouts on /ws/, staff-only prefixes checked by
-ws-gateway (auth_request), and an access log without query strings (a ?token= must
-never be written down).
+ws-gateway (auth_request), a route's internal paths refused (404), and an access log
+without query strings (a ?token= must never be written down).
 """
 
 from __future__ import annotations
@@ -80,6 +80,12 @@ def render(
         if route.staff_only:
             lines.insert(0, "auth_request /_switchboard/check-staff;")
         body = "".join(f"            {line}\n" for line in lines)
+        # Internal paths (Flower's metrics and health check): for the fleet's own
+        # processes on the server's port, refused here to everyone, staff too. A longer
+        # prefix than the route's, so nginx picks it for every spelling it normalizes
+        # to that path (%-escapes, //, /./).
+        for path in route.internal:
+            locations.append(f"        location {path} {{\n            return 404;\n        }}\n")
         locations.append(f"        location {route.prefix} {{\n{body}        }}\n")
     staff_check = ""
     if "ws-gateway" in upstreams:
@@ -118,6 +124,13 @@ http {{
 {"".join(blocks)}
     server {{
         listen {listen};
+        # A body over client_max_body_size gets the APIs' JSON error shape, as the
+        # OpenAPI documents say (413), not nginx's HTML page.
+        error_page 413 @body_too_large;
+        location @body_too_large {{
+            default_type application/json;
+            return 413 '{{"error": "body_too_large", "message": "the request body is over {MAX_BODY_BYTES} bytes"}}';
+        }}
 {staff_check}{"".join(locations)}    }}
 }}
 """

@@ -7,13 +7,16 @@ route table and compose.yaml: the defects a schema check cannot see.
   route table, a Service of the deployment whose pods serve that path;
 * no pod-local volume (emptyDir) holds files another pod reads;
 * every Deployment with an autoscaler, or more than one replica, may scale;
-* the env of each workload equals what compose runs for it.
+* the env of each workload equals what compose runs for it;
+* a process that trusts the proxy's staff check (Flower) takes connections from the
+  ingress controller and Prometheus only, and its internal paths are not routed out.
 
 Each function returns the problems it found ([]: none), as sentences for an operator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -200,9 +203,168 @@ def check_env(objects: list[dict]) -> list[str]:
     return problems
 
 
+# ------------------------------------------------------------ network policy ----
+# The pods a NetworkPolicy is weighed against: ingress-nginx's controller and
+# Prometheus as their usual charts label them, in their usual namespaces, and a pod of
+# any other application. Namespaces carry only their automatic name label.
+INGRESS_CONTROLLER = (
+    "ingress-nginx",
+    {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+)
+PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+STRANGER = ("elsewhere", {"app.kubernetes.io/name": "something-else"})
+
+
+def selects(selector: dict | None, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against labels."""
+    if selector is None:
+        return True
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def peer_admits(peer: dict, pod_ns: str, source: tuple[str, dict]) -> bool:
+    ns, labels = source
+    if "ipBlock" in peer:
+        return True  # an address range: anyone in it, pods of the fleet included
+    ns_sel = peer.get("namespaceSelector")
+    if ns_sel is None and ns != pod_ns:
+        return False  # a podSelector alone means the policy's own namespace
+    if ns_sel is not None and not selects(ns_sel, {"kubernetes.io/metadata.name": ns}):
+        return False
+    return selects(peer.get("podSelector"), labels)
+
+
+def admitted(objects: list[dict], pod_ns: str, pod_labels: dict, port_names: dict, source) -> set[str]:
+    """The port names of a pod that `source` (namespace, labels) may connect to."""
+    policies = [
+        p
+        for p in of_kind(objects, "NetworkPolicy").values()
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and selects(p["spec"]["podSelector"], pod_labels)
+    ]
+    if not policies:
+        return set(port_names)  # not isolated: everyone reaches every port
+    ports: set[str] = set()
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            peers = rule.get("from")
+            if peers and not any(peer_admits(peer, pod_ns, source) for peer in peers):
+                continue
+            rule_ports = rule.get("ports")
+            if not rule_ports:
+                ports |= set(port_names)
+            for rp in rule_ports or []:
+                ports |= {n for n, num in port_names.items() if rp.get("port") in (n, num)}
+    return ports
+
+
+def check_proxy_only(objects: list[dict]) -> list[str]:
+    """A process whose server trusts the proxy's staff check (fleet.Process.proxy_only:
+    Flower and its unauthenticated API) takes connections from ingress-nginx's controller
+    and Prometheus only: no pod of the fleet, nor of anyone else, reaches any of its
+    ports; and no Ingress path leads outside to a path the route table calls internal."""
+    problems = []
+    deployments = of_kind(objects, "Deployment")
+    namespace = next((o["metadata"].get("namespace") for o in objects if o["metadata"].get("namespace")), "default")
+    fleet_pods = [
+        (name, d["spec"]["template"]["metadata"]["labels"]) for name, d in deployments.items() if name in BY_NAME
+    ]
+    for name, d in deployments.items():
+        p = BY_NAME.get(name)
+        if p is None or not p.proxy_only:
+            continue
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        ports = {
+            port["name"]: port["containerPort"]
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for port in c.get("ports", [])
+        }
+        for other, other_labels in fleet_pods:
+            if other != name and admitted(objects, namespace, labels, ports, (namespace, other_labels)):
+                problems.append(f"{name}: pods of {other} may connect to it (only the proxy and Prometheus may)")
+        if admitted(objects, namespace, labels, ports, STRANGER):
+            problems.append(f"{name}: a pod of any other application may connect to it")
+        for who, source in (("ingress-nginx's controller", INGRESS_CONTROLLER), ("Prometheus", PROMETHEUS)):
+            if "http" not in admitted(objects, namespace, labels, ports, source):
+                problems.append(f"{name}: {who} may not connect to its http port")
+    paths = [
+        (path["path"], path["backend"]["service"]["name"])
+        for ing in of_kind(objects, "Ingress").values()
+        for rule in ing["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    services = of_kind(objects, "Service")
+    for route in load_routes().http:
+        for internal in getattr(route, "internal", ()):
+            matching = [(prefix, svc) for prefix, svc in paths if (internal + "/").startswith(prefix.rstrip("/") + "/")]
+            if not matching:
+                continue
+            _, svc = max(matching, key=lambda m: len(m[0]))
+            selector = services.get(svc, {}).get("spec", {}).get("selector", {}).get("app.kubernetes.io/name")
+            behind = BY_NAME.get(selector)
+            if behind is not None and behind.serves == route.service:
+                problems.append(f"Ingress: {internal} (internal in routes.toml) is routed to {svc} from outside")
+    return problems
+
+
+# ---------------------------------------------------------------------- hosts ----
+def callers_hosts(objects: list[dict]) -> set[str]:
+    """Every Host header the deployment's own callers send to the fleet's HTTP faces:
+    SERVICE_URLS of each workload, the Ingresses' staff check (auth-url), the
+    AlertmanagerConfig's webhooks."""
+    hosts = set()
+    for deployment in of_kind(objects, "Deployment").values():
+        if deployment["metadata"]["name"] in BY_NAME:
+            value = pod_env(objects, deployment).get("SERVICE_URLS") or setting_default("SERVICE_URLS")
+            with contextlib.suppress(ValueError):  # check_urls reports it
+                hosts |= {urlsplit(u).hostname or "" for u in service_urls(value).values()}
+    for ingress in of_kind(objects, "Ingress").values():
+        url = (ingress["metadata"].get("annotations") or {}).get("nginx.ingress.kubernetes.io/auth-url")
+        if url:
+            hosts.add(urlsplit(url).hostname or "")
+    for am in of_kind(objects, "AlertmanagerConfig").values():
+        for receiver in am["spec"].get("receivers", []):
+            hosts |= {urlsplit(w["url"]).hostname or "" for w in receiver.get("webhookConfigs", [])}
+    return hosts
+
+
+def check_hosts(objects: list[dict]) -> list[str]:
+    """ALLOWED_HOSTS is explicit (never `*`) on every fleet workload, and Django's own host
+    check there accepts every Host the deployment's callers send: else those calls get
+    400 (the prod overlay of 7 Dec allowed only its public host)."""
+    from django.http.request import validate_host
+
+    problems = []
+    wanted = callers_hosts(objects)
+    for name, deployment in of_kind(objects, "Deployment").items():
+        p = BY_NAME.get(name)
+        if p is None or not p.http:
+            continue
+        env = pod_env(objects, deployment)
+        public = [h for h in (env.get("ALLOWED_HOSTS") or setting_default("ALLOWED_HOSTS")).split(",") if h]
+        allowed = public + [h for h in (env.get("INTERNAL_HOSTS") or "").split(",") if h]
+        if "*" in public:
+            problems.append(f"{name}: ALLOWED_HOSTS is *")
+        for host in sorted(wanted):
+            if not validate_host(host, allowed):
+                problems.append(f"{name}: Django refuses Host {host}, which this deployment's callers send")
+    return problems
+
+
 # Every rendering (base and overlays) is checked by these; the env comparison reads
 # k8s/base only: an overlay adds its environment's own settings (prod's Sentinels).
-CHECKS = (check_urls, check_storage, check_scaling)
+CHECKS = (check_urls, check_storage, check_scaling, check_proxy_only, check_hosts)
 
 
 def problems(objects: list[dict], *, env: bool = False) -> list[str]:

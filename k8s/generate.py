@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,7 +24,7 @@ BASE = ROOT / "k8s" / "base"
 sys.path.insert(0, str(ROOT / "deploy"))
 
 import fleet  # noqa: E402
-from fleet import HTTP_PORT, METRICS_PORT, PROCESSES, SERVICES, Process, Role  # noqa: E402
+from fleet import ALERT_WEBHOOK_ROUTE, HTTP_PORT, METRICS_PORT, PROCESSES, SERVICES, Process, Role, serving  # noqa: E402
 
 from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS  # noqa: E402
 from switchboard.routes import load as load_routes  # noqa: E402
@@ -58,13 +59,30 @@ def service_urls() -> str:
     return ",".join(pairs)
 
 
+def internal_hosts(namespace: str) -> str:
+    """INTERNAL_HOSTS in a namespace: the Services the fleet calls each other at, and the
+    namespaced names callers from other namespaces send as Host: ingress-nginx's staff
+    check (auth-url) and Alertmanager's webhook (monitoring)."""
+    staff = urlsplit(STAFF_CHECK_URL).hostname.replace(".switchboard.", f".{namespace}.", 1)
+    webhook = urlsplit(fleet.alert_webhook_url(f".{namespace}.svc")).hostname
+    return ",".join([*fleet.internal_hosts(), staff, webhook])
+
+
 # Each deployment-wide setting (fleet.DEPLOYMENT_SETTINGS) that is not a secret, as the
 # base ConfigMap gives it: only what differs from the code's defaults in a cluster, and
 # what compose sets too; overlays patch the rest.
 CONFIG_VALUES = {
-    "ALLOWED_HOSTS": "*",
+    # The public host; the cluster's own names (Services, the staff check) are INTERNAL_HOSTS.
+    "ALLOWED_HOSTS": "switchboard.example.com",
+    "INTERNAL_HOSTS": internal_hosts("switchboard"),
     "ALLOWED_ORIGINS": "https://switchboard.example.com",
+    # The overlay behind TLS (prod) turns it on; dev may be reached over plain http.
+    "SECURE_COOKIES": "0",
     "SERVICE_URLS": service_urls(),
+    # Shop tokens off; an overlay sets a JWKS URL (or mounts a file) and the audience/issuer.
+    "SHOP_JWKS": "",
+    "SHOP_JWT_AUDIENCE": "",
+    "SHOP_JWT_ISSUER": "",
     "INBOX_SHARDS": "4",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
@@ -92,27 +110,54 @@ RESOURCES = {
 }
 
 
+# The label of pods only the ingress controller and Prometheus may connect to
+# (fleet.Process.proxy_only: Flower, whose API trusts the proxy's staff check).
+PROXY_ONLY = "switchboard.io/proxy-only"
+# Who those are, as ingress-nginx's and the Prometheus Operator's charts label their pods
+# (an overlay whose controller or Prometheus is labelled otherwise patches the policy).
+INGRESS_CONTROLLER_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+    "podSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+    },
+}
+PROMETHEUS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
 def labels(workload: str, service: str, role: str) -> dict:
-    return {
+    out = {
         "app.kubernetes.io/name": workload,
         "app.kubernetes.io/component": role,
         "switchboard.io/service": service,
         **PART_OF,
     }
+    if workload in {p.name for p in PROCESSES if p.proxy_only}:
+        out[PROXY_ONLY] = "true"
+    return out
 
 
-def secret_env(name: str, key: str) -> dict:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": "switchboard-secrets", "key": key}}}
+def secret_env(name: str, key: str, optional: bool = False) -> dict:
+    ref = {"name": "switchboard-secrets", "key": key, **({"optional": True} if optional else {})}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
 
 def deployment_env(service: str) -> list[dict]:
     """The deployment-wide settings that are secrets, by key, not envFrom: each service
     gets only its own database."""
     return [
-        secret_env(d.name, f"{d.secret}-{service}" if d.per_service else d.secret)
+        secret_env(d.name, f"{d.secret}-{service}" if d.per_service else d.secret, d.optional)
         for d in fleet.DEPLOYMENT_SETTINGS
         if d.secret
     ]
+
+
+def service_secret_env(p: Process) -> list[dict]:
+    """The secrets only the process's service reads (fleet.Service.secrets), optional:
+    a Secret without the key leaves the feature it guards off, as compose does."""
+    return [secret_env(name, key, optional=True) for name, key in p.service.secrets]
 
 
 def probe(p: Process, which: str, **timing) -> dict:
@@ -129,7 +174,9 @@ def container(p: Process) -> dict:
         "image": IMAGE,
         "command": p.command(),
         "envFrom": [{"configMapRef": {"name": "switchboard-config"}}],
-        "env": deployment_env(p.service.name) + [{"name": k, "value": v} for k, v in p.container_env().items()],
+        "env": deployment_env(p.service.name)
+        + service_secret_env(p)
+        + [{"name": k, "value": v} for k, v in p.container_env().items()],
         "ports": ports,
         "livenessProbe": probe(p, "liveness", periodSeconds=10, timeoutSeconds=3, failureThreshold=3),
         "readinessProbe": probe(p, "readiness", periodSeconds=5, timeoutSeconds=3, failureThreshold=2),
@@ -340,69 +387,89 @@ def ingress() -> list[dict]:
                 "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": paths}}]},
             }
         )
+    # The route table's internal paths (Flower's metrics and health check), refused to
+    # everyone: the controller denies every address, and the backend is not their server
+    # but the owner of "/" (ws-gateway, which has no such page: 404), so a controller that
+    # ignored the annotation would still not reach Flower. Longest prefix wins over /flower/.
+    root = by_name[load_routes().route_of("/").service]
+    internal = [
+        {"path": path, "pathType": "Prefix", "backend": {"service": {"name": root, "port": {"name": "http"}}}}
+        for r in load_routes().http
+        for path in r.internal
+    ]
+    if internal:
+        annotations = dict(common) | {"nginx.ingress.kubernetes.io/denylist-source-range": "0.0.0.0/0,::/0"}
+        out.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": "switchboard-internal", "labels": PART_OF, "annotations": annotations},
+                "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": internal}}]},
+            }
+        )
     return out
+
+
+def network_policy(name: str, pods: dict, ingress: list[dict] | None = None) -> dict:
+    """A NetworkPolicy of the fleet: the pods `pods` selects admit only `ingress`
+    (a list of {"from": [...], "ports": [...]}; None: nothing)."""
+    spec: dict = {"podSelector": pods, "policyTypes": ["Ingress"]}
+    if ingress is not None:
+        spec["ingress"] = ingress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": PART_OF},
+        "spec": spec,
+    }
 
 
 def network_policies() -> list[dict]:
     fleet = {"podSelector": {"matchLabels": PART_OF}}
+    ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     return [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "default-deny-ingress", "labels": PART_OF},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-        },
-        {
-            # Only ingress-nginx reaches the HTTP ports; the fleet reaches them too
-            # (services call each other's REST APIs).
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "http-from-ingress", "labels": PART_OF},
-            "spec": {
-                "podSelector": {
-                    "matchExpressions": [
-                        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["gateway", "http"]}
-                    ]
-                },
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
-                            fleet,
-                        ],
-                        "ports": [{"port": "http"}],
-                    }
-                ],
+        network_policy("default-deny-ingress", {}),
+        # Only ingress-nginx reaches the HTTP ports; the fleet reaches them too
+        # (services call each other's REST APIs).
+        network_policy(
+            "http-from-ingress",
+            {
+                "matchExpressions": [
+                    {"key": "app.kubernetes.io/component", "operator": "In", "values": ["gateway", "http"]},
+                    # Not Flower: the fleet must not reach it (proxy-only-from-ingress).
+                    {"key": PROXY_ONLY, "operator": "DoesNotExist"},
+                ]
             },
-        },
-        {
-            # Prometheus (in its own namespace) scrapes every pod's metrics port.
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "metrics-from-monitoring", "labels": PART_OF},
-            "spec": {
-                "podSelector": {"matchLabels": PART_OF},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                        "ports": [{"port": "metrics"}],
-                    }
-                ],
-            },
-        },
-        {
-            # Redis and PostgreSQL (dev's in-cluster ones) take connections from the fleet only.
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "datastores-from-fleet", "labels": PART_OF},
-            "spec": {
-                "podSelector": {"matchLabels": {"switchboard.io/datastore": "true"}},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [fleet]}],
-            },
-        },
+            [{"from": [ingress_nginx, fleet], "ports": [{"port": "http"}]}],
+        ),
+        # A process whose server trusts the proxy's staff check (Flower's API answers
+        # anyone who reaches it): ingress-nginx's controller, and Prometheus for its
+        # metrics (on the http port), only. No pod of the fleet.
+        network_policy(
+            "proxy-only-from-ingress",
+            {"matchLabels": {PROXY_ONLY: "true"}},
+            [
+                {"from": [INGRESS_CONTROLLER_PEER], "ports": [{"port": "http"}]},
+                {"from": [PROMETHEUS_PEER], "ports": [{"port": "http"}]},
+            ],
+        ),
+        # Prometheus (in its own namespace) scrapes every pod's metrics port.
+        network_policy(
+            "metrics-from-monitoring",
+            {"matchLabels": PART_OF},
+            [{"from": [monitoring], "ports": [{"port": "metrics"}]}],
+        ),
+        # Alertmanager (in `monitoring`) delivers alerts to the dashboard's webhook.
+        network_policy(
+            "alerts-from-monitoring",
+            {"matchLabels": {"app.kubernetes.io/name": serving(ALERT_WEBHOOK_ROUTE[0]).name}},
+            [{"from": [monitoring], "ports": [{"port": "http"}]}],
+        ),
+        # Redis and PostgreSQL (dev's in-cluster ones) take connections from the fleet only.
+        network_policy(
+            "datastores-from-fleet", {"matchLabels": {"switchboard.io/datastore": "true"}}, [{"from": [fleet]}]
+        ),
     ]
 
 
@@ -479,12 +546,54 @@ def prometheus_rule() -> dict:
     }
 
 
+# The namespace the prod overlay (the one that includes components/monitoring) runs in:
+# Alertmanager runs in `monitoring`, so it needs the dashboard's namespaced name.
+MONITORED_NAMESPACE = "switchboard"
+
+
+def alertmanager_config() -> dict:
+    """Every alert to the staff dashboard's webhook, as compose's alertmanager.yml routes
+    them (deploy/composegen.py), for the Prometheus Operator's Alertmanager."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1alpha1",
+        "kind": "AlertmanagerConfig",
+        "metadata": {"name": "switchboard-dashboard", "labels": PART_OF},
+        "spec": {
+            "route": {
+                "receiver": "switchboard-dashboard",
+                "groupBy": ["alertname", "service"],
+                "groupWait": "10s",
+                "groupInterval": "1m",
+                "repeatInterval": "4h",
+            },
+            "receivers": [
+                {
+                    "name": "switchboard-dashboard",
+                    "webhookConfigs": [
+                        {
+                            "url": fleet.alert_webhook_url(f".{MONITORED_NAMESPACE}.svc"),
+                            "sendResolved": True,
+                            "httpConfig": {
+                                "authorization": {
+                                    "type": "Bearer",
+                                    "credentials": {"name": "switchboard-secrets", "key": "alert-webhook-secret"},
+                                }
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+
+
 def dev_secret() -> dict:
     """dev's throwaway Secret: one database per service on the in-cluster PostgreSQL."""
     data = {
         # Placeholders a process refuses unless SWITCHBOARD_DEBUG=1 (dev's dev-config.yaml).
         "secret-key": "dev-insecure-change-me",
         "jwt-keys": "dev:dev-insecure-change-me",
+        "alert-webhook-secret": "dev-insecure-change-me-alerts",
         "redis-url": "redis://redis:6379/0",
         "postgres-password": "dev-postgres",
     }
@@ -521,9 +630,22 @@ def render() -> dict[str, str]:
     )
     dev_header = "# Generated by k8s/generate.py from deploy/fleet.py. Example values only: never real secrets.\n"
     out["../overlays/dev/secret.yaml"] = dev_header + yaml.safe_dump(dev_secret(), sort_keys=False)
+    # dev's namespace differs, and with it the staff check's host (staff-auth.yaml).
+    out["../overlays/dev/internal-hosts.yaml"] = dev_header + yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "switchboard-config"},
+            "data": {"INTERNAL_HOSTS": internal_hosts("switchboard-dev")},
+        },
+        sort_keys=False,
+    )
     out["../overlays/dev/postgres-init.yaml"] = dev_header + yaml.safe_dump(dev_databases(), sort_keys=False)
     out["../components/monitoring/servicemonitor.yaml"] = HEADER + yaml.safe_dump_all(
         service_monitors(), sort_keys=False
+    )
+    out["../components/monitoring/alertmanagerconfig.yaml"] = HEADER + yaml.safe_dump(
+        alertmanager_config(), sort_keys=False
     )
     out["../components/monitoring/prometheusrule.yaml"] = HEADER.replace(
         "deploy/fleet.py and gateway/routes.toml", "deploy/prometheus/alerts.yml"

@@ -1,3 +1,3 @@
 """Fixtures for every service's tests (see switchboard/testing.py)."""
 
-from switchboard.testing import channel_layers, redis_server, redis_url  # noqa: F401
+from switchboard.testing import channel_layers, directory_down, postgres, redis_server, redis_url  # noqa: F401

@@ -1,5 +1,5 @@
 """Smoke suite of the compose stack, through the gateway's port on 127.0.0.1 only:
-every container healthy, GATEWAY_REPLICAS (3) ws-gateway replicas from `--scale`, login,
+every container healthy, WS_GATEWAY_REPLICAS (3) ws-gateway replicas from `--scale`, login,
 every service's routes, sockets spread over every replica and chat crossing them, a restart of a service and the loss of a gateway replica losing no
 message; collab and dashboard when the fleet has them (parametrized by SERVICES)."""
 
@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 import websockets
-from composegen import GATEWAY_REPLICAS
+from composegen import WS_GATEWAY_REPLICAS
 from wsclient import Client
 
 from launcher import SERVICES
@@ -67,7 +67,7 @@ def chat_seqs(client: Client) -> list[int]:
 def test_every_container_is_healthy_with_the_scaled_gateway_replicas(stack):
     print("\nNOTE: the gateway here is the local stand-in (Debian nginx, config generated from routes.toml),")
     print("      not nginxproxy/nginx-proxy, which cannot be pulled on this machine.")
-    assert len(stack.containers("ws-gateway")) == GATEWAY_REPLICAS == 3
+    assert len(stack.containers("ws-gateway")) == WS_GATEWAY_REPLICAS == 3
     for cid in stack.containers():
         state = stack.health(cid)
         name = stack.docker("inspect", "--format", "{{.Name}}", cid).strip()
@@ -107,7 +107,7 @@ async def test_sockets_spread_over_every_replica_and_a_chat_message_crosses_them
     room = new_room(stack, tokens)
     before = sockets_per_replica(stack)
     clients = []
-    n = 2 * GATEWAY_REPLICAS  # the gateway balances round robin: two sockets per replica
+    n = 2 * WS_GATEWAY_REPLICAS  # the gateway balances round robin: two sockets per replica
     for i in range(n):
         c = await Client.connect(room_url(stack, room), tokens["alice" if i % 2 else "bob"])
         await c.next_of("history", timeout=15)
@@ -115,7 +115,7 @@ async def test_sockets_spread_over_every_replica_and_a_chat_message_crosses_them
     after = sockets_per_replica(stack)
     gained = {cid[:12]: after[cid] - before.get(cid, 0) for cid in after}
     print(f"\nnew sockets per ws-gateway replica: {gained}")
-    assert len(gained) == GATEWAY_REPLICAS and all(g >= 1 for g in gained.values()), gained
+    assert len(gained) == WS_GATEWAY_REPLICAS and all(g >= 1 for g in gained.values()), gained
     for i, c in enumerate(clients):
         await send_until_stored(c, {f"x{i}": f"from {i}"})
     for c in clients:
@@ -159,7 +159,7 @@ async def test_restarting_chat_keeps_every_socket_and_loses_no_message(stack, to
 async def test_killing_a_gateway_replica_its_clients_reconnect_with_since_and_miss_nothing(stack, tokens):
     room = new_room(stack, tokens)
     clients = []
-    for _ in range(2 * GATEWAY_REPLICAS):  # round robin: some on every replica
+    for _ in range(2 * WS_GATEWAY_REPLICAS):  # round robin: some on every replica
         c = await Client.connect(room_url(stack, room), tokens["bob"])
         await c.next_of("history", timeout=15)
         clients.append(c)

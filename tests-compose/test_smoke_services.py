@@ -65,7 +65,7 @@ async def test_a_report_streams_its_progress_and_its_owner_downloads_it(stack, t
         statuses.append(update["status"])
     assert statuses[0] == "started" and statuses[-1] == "completed", statuses
     assert "progress" in statuses
-    # Written by the Celery worker's container, served by the HTTP face's: a shared volume.
+    # Made by the Celery worker's container, served by the HTTP face's from the database.
     own = httpx.get(stack.url + update["result"]["url"], headers=auth(tokens["alice"]), timeout=15)
     assert own.status_code == 200, own.text
     other = httpx.get(stack.url + update["result"]["url"], headers=auth(tokens["bob"]), timeout=15)
@@ -102,3 +102,10 @@ async def test_flower_asks_for_its_credentials_and_shows_the_celery_worker(stack
             await asyncio.sleep(1)
         print(f"\nFlower sees workers: {sorted(workers)}")
         assert any(name.endswith(f"@{hostname}") for name in workers), (hostname, sorted(workers))
+        # Its metrics are Prometheus', on its port: the gateway refuses them from outside.
+        assert (await http.get("/flower/metrics", auth=(user, password))).status_code == 404
+    # No app container reaches Flower's port directly: it is on networks of its own, with
+    # the proxy and Prometheus on one, Redis on the other (deploy/composegen.py).
+    probe = "import socket; socket.create_connection(('report-worker-flower', 8000), 3); print('reached')"
+    out = stack.docker("exec", stack.containers("report-worker-http")[0], "python", "-c", probe, check=False)
+    assert "reached" not in out

@@ -78,7 +78,7 @@ def main() -> None:
         fleet = Fleet(
             run_dir=Path(tmp),
             gateway_port=free_port(),
-            gateway_processes=2,
+            ws_gateway_processes=2,
             env={"COLLAB_COMPACT_UPDATES": "200"},
         )
         try:

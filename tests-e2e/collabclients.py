@@ -50,6 +50,7 @@ class YClient:
         self.synced = asyncio.Event()
         self.denied: list[str] = []
         self.awareness: dict[int, str] = {}
+        self.awareness_log: list[tuple[int, str]] = []  # every (client id, state) received
         self._remote = False
         self._sub = self.doc.observe(self._on_change)
         self.reader: asyncio.Task | None = None
@@ -99,6 +100,7 @@ class YClient:
                 elif message.kind == ydoc.MSG_AWARENESS:
                     for entry in ydoc.read_awareness(message.payload):
                         self.awareness[entry.client_id] = entry.state
+                        self.awareness_log.append((entry.client_id, entry.state))
                 elif message.kind == ydoc.MSG_AUTH:
                     self.denied.append(raw[3:].decode(errors="replace"))
         except websockets.ConnectionClosed as exc:

@@ -6,6 +6,7 @@ during editing; the update log stays bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 
@@ -255,3 +256,32 @@ async def test_a_large_paste_and_a_large_offline_session_go_through(fleet, token
     assert len(text) > 300_000 and writer.closed_code is None
     await writer.disconnect()
     await reader.disconnect()
+
+
+async def test_an_oversized_awareness_state_is_dropped_and_the_yjs_socket_stays_open(fleet, tokens):
+    """Over COLLAB_AWARENESS_STATE_BYTES (4096 by default) a cursor state is neither kept
+    nor relayed; its Yjs sender is sent no text frame and stays connected (docs/protocol.md)."""
+    doc_id = new_document(fleet, tokens, "", {"bob": "edit"})
+    url = ws_url(fleet, doc_id)
+    alice = await YClient(url, tokens["alice"], "alice").open()
+    bob = await YClient(url, tokens["bob"], "bob").open()
+    try:
+        alice.set_awareness({"user": {"name": "alice"}, "pad": "x" * 5000}, clock=1)
+        alice.set_awareness({"user": {"name": "alice"}}, clock=2)
+        deadline = asyncio.get_running_loop().time() + 15
+        while bob.awareness.get(alice.doc.client_id) != json.dumps({"user": {"name": "alice"}}):
+            assert asyncio.get_running_loop().time() < deadline, "bob never saw alice's cursor"
+            await asyncio.sleep(0.02)
+        # In order from one sender on one shard: had the big state been relayed, bob would
+        # have got it before the small one.
+        mine = [state for client, state in bob.awareness_log if client == alice.doc.client_id]
+        assert mine == [json.dumps({"user": {"name": "alice"}})]
+        alice.insert(0, "still here")
+        deadline = asyncio.get_running_loop().time() + 15
+        while bob.value != "still here":
+            assert asyncio.get_running_loop().time() < deadline, "alice's socket did not carry on"
+            await asyncio.sleep(0.05)
+        assert alice.ws is not None and alice.closes == [] and alice.text_frames == []
+    finally:
+        await alice.disconnect()
+        await bob.disconnect()

@@ -4,6 +4,7 @@ cursor with their name, and the server holds that text too."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from browser import CHROMIUM_ARGS, chromium_path
 from collabhelpers import new_document, server_document
@@ -76,5 +77,34 @@ async def test_read_only_user_gets_a_read_only_editor(fleet, tokens):
             await bob.wait_for_timeout(500)
             assert await bob.evaluate("window.collab.ytext.toString()") == "look, do not touch"
             assert server_document(fleet, tokens, doc_id)["content"] == "look, do not touch"
+        finally:
+            await browser.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_revoked_user_sees_the_editor_closed_and_it_does_not_reconnect(fleet, tokens):
+    """The editor page follows the one close-code table (closecodes.py, through
+    clients/js): 4403 after a revoke is terminal, the page says so and opens no socket
+    again. y-websocket's own rule only said "disconnected", whatever the code."""
+    doc_id = new_document(fleet, tokens, "for a while", {"bob": "edit"})
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            bob = await login(browser, fleet, "bob", f"/collab/{doc_id}/")
+            res = httpx.post(
+                f"{fleet.url}/api/collab/documents/{doc_id}/share/",
+                json={"username": "bob", "role": "none"},
+                headers={"Authorization": f"Bearer {tokens['alice']}"},
+                timeout=15,
+            )
+            assert res.status_code == 200, res.text
+            try:
+                await expect(bob.locator("#status")).to_have_text("closed (4403)", timeout=30_000)
+            except AssertionError as exc:
+                closes = await bob.evaluate("window.collab.closes")
+                raise AssertionError(f"the page saw these closes: {closes}") from exc
+            assert await bob.evaluate("window.collab.closes") == [4403]
+            assert await bob.evaluate("window.collab.provider.shouldConnect") is False
+            assert await bob.evaluate("window.collab.provider.ws") is None
         finally:
             await browser.close()

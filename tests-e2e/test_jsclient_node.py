@@ -69,6 +69,9 @@ def test_every_credential_and_terminal_codes(fleet, tokens):
     assert out["missing"] == {"code": 4404, "reason": out["missing"]["reason"], "willReconnect": False}
     assert out["missingReconnects"] == 0 and out["missingState"] == "closed"
     assert out["anonymous"]["code"] == 4401 and out["anonymous"]["willReconnect"] is False
+    # alice is not staff: 4403 ends the client like any terminal code (closecodes.py).
+    assert (out["forbidden"]["code"], out["forbidden"]["willReconnect"]) == (4403, False)
+    assert out["forbiddenReconnects"] == 0 and out["forbiddenState"] == "closed"
 
 
 def test_tcp_dropped_mid_send_every_message_shown_once_in_order_and_stored_once(fleet, tokens):

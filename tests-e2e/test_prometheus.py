@@ -116,7 +116,7 @@ async def test_prometheus_scrapes_every_process_and_loads_the_rules(prometheus, 
 
 
 async def test_connections_by_route_and_message_rate_match_the_traffic(prometheus, fleet, tokens):
-    await prometheus.until('count(up{job="ws-gateway"} == 1)', lambda v: v == fleet.gateway_processes)
+    await prometheus.until('count(up{job="ws-gateway"} == 1)', lambda v: v == fleet.ws_gateway_processes)
     conns = 'sum(switchboard_gateway_connections{route="%s"})'
     base_chat = prometheus.scalar(conns % "chat")
     base_dash = prometheus.scalar(conns % "dashboard")
@@ -138,7 +138,7 @@ async def test_connections_by_route_and_message_rate_match_the_traffic(prometheu
     assert (got_chat - base_chat, got_dash - base_dash) == (5, 2)
     # Spread over both gateways, summed by Prometheus.
     by_gateway = prometheus.query('sum by (instance) (switchboard_gateway_connections{route="chat"})')
-    assert len(by_gateway) == fleet.gateway_processes
+    assert len(by_gateway) == fleet.ws_gateway_processes
 
     frames_in = 'sum(switchboard_gateway_frames_total{route="chat", direction="in"})'
     handled = 'sum(switchboard_inbox_commands_total{service="chat", type="frame.chat_message", outcome="ok"})'

@@ -151,6 +151,26 @@ async def test_flower_is_for_staff_only(fleet, tokens):
     async with httpx.AsyncClient(timeout=30) as http:
         assert (await http.get(f"{fleet.url}/flower/")).status_code == 401
         assert (await http.get(f"{fleet.url}/flower/", headers=auth(tokens["alice"]))).status_code == 403
+        # Flower's API trusts whoever reaches it (FLOWER_UNAUTHENTICATED_API behind the
+        # proxy's staff check): not a user who is not staff, reading or acting.
+        for method, path in (
+            ("GET", "/flower/api/workers"),
+            ("GET", "/flower/api/tasks"),
+            ("POST", "/flower/api/task/revoke/some-task"),
+            ("POST", "/flower/api/worker/shutdown/celery@somewhere"),
+        ):
+            for who in (None, "alice"):
+                headers = auth(tokens[who]) if who else {}
+                res = await http.request(method, f"{fleet.url}{path}", headers=headers)
+                assert res.status_code == (403 if who else 401), (method, path, who, res.status_code)
+        # Its metrics and health check are for Prometheus and the probes, on Flower's own
+        # port: the proxy refuses them to everyone, staff included, however spelled.
+        for path in ("/flower/metrics", "/flower/metrics?x=1", "/flower/%6detrics", "/flower//metrics",
+                     "/flower/./metrics", "/flower/healthcheck"):  # fmt: skip
+            for who in (None, "alice", "admin"):
+                headers = auth(tokens[who]) if who else {}
+                res = await http.get(f"{fleet.url}{path}", headers=headers)
+                assert res.status_code == 404 and "flower_" not in res.text, (path, who, res.status_code)
         res = await http.get(f"{fleet.url}/flower/", headers=auth(tokens["admin"]), follow_redirects=True)
         assert res.status_code == 200 and "Flower" in res.text
         # Flower asks the workers (remote control); a busy machine may answer late.

@@ -182,3 +182,23 @@ def test_pages_and_apis_carry_the_browser_protections(fleet, tokens):
         assert res.headers.get("x-frame-options") == "DENY", path
         assert res.headers.get("x-content-type-options") == "nosniff", path
         assert res.headers.get("referrer-policy") == "same-origin", path
+
+
+def test_a_body_over_the_proxys_limit_gets_the_documented_json_413(fleet, tokens):
+    """nginx refuses a body over routes.MAX_BODY_BYTES before any service sees it; the
+    OpenAPI documents list that 413 with the APIs' error shape (schemathesis found
+    nginx's HTML page on POST /api/collab/documents/, an undocumented answer)."""
+    from switchboard.routes import MAX_BODY_BYTES
+
+    body = b'{"title": "t", "content": "' + b"a" * (MAX_BODY_BYTES + 1) + b'"}'
+    res = httpx.post(
+        f"{fleet.url}/api/collab/documents/",
+        content=body,
+        headers={**auth(tokens["alice"]), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert res.status_code == 413
+    assert res.headers["content-type"].startswith("application/json")
+    assert res.json()["error"] == "body_too_large"
+    # The same connection pool still works: a normal request is answered.
+    assert httpx.get(f"{fleet.url}/api/auth/me/", headers=auth(tokens["alice"])).status_code == 200

@@ -37,7 +37,7 @@ def sentinel_fleet(tmp_path_factory):
     }
     # No Redis of the launcher's own; the host of this URL is never used (db 0).
     fleet = Fleet(
-        run_dir=run_dir, gateway_port=free_port(), gateway_processes=1, redis_url="redis://sentinel/0", env=env
+        run_dir=run_dir, gateway_port=free_port(), ws_gateway_processes=1, redis_url="redis://sentinel/0", env=env
     )
     try:
         fleet.start(wait=120)

@@ -23,12 +23,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from campaign import run_fault
 from composegen import scale_test_replicas
 from fleet import INBOX_SHARD_OWNERSHIP, PROCESSES, Role, process
+from stack import DOCKER, ROOT
 
 from switchboard.config import default
 from switchboard.routes import load as load_routes
@@ -53,27 +58,86 @@ def inboxes(service: str) -> list[str]:
     return sorted({r.inbox for r in load_routes().websocket if r.service == service and r.inbox})
 
 
-def leases(stack, inbox: str) -> list[str]:
-    """Each shard's lease value ("<member> <token>", "" when none), from Redis."""
-    redis = stack.containers("redis")[0]
-    keys = [f"sb-own:{inbox}:{n}" for n in range(SHARDS)]
-    out = stack.docker("exec", redis, "redis-cli", "MGET", *keys)
-    return (out.split("\n") + [""] * SHARDS)[:SHARDS]
+# Evaluated by one redis-cli inside the Redis container every 100 ms: Redis's TIME and
+# every lease asked for, as one line "<unix seconds>|<lease>|<lease>|..." ("" when none).
+WATCH_LUA = """
+local t = redis.call('TIME')
+local out = {t[1] .. '.' .. string.format('%06d', tonumber(t[2]))}
+for _, k in ipairs(KEYS) do out[#out + 1] = redis.call('GET', k) or '' end
+return table.concat(out, '|')
+"""
+WATCH_INTERVAL = 0.1
+WATCH_LIMIT = 600.0
+TIMELINES = Path(os.environ.get("SCALE_JSON", ROOT / "var" / "scale.json")).with_name("scale-leases.json")
+
+
+class LeaseWatch:
+    """Every shard lease of a service's inboxes, sampled inside the Redis container.
+
+    One long-running `redis-cli -r -1 -i 0.1 EVAL` (one docker exec for the whole row,
+    not one per sample, which on a busy 2-core machine took up to a second each): every
+    sample carries Redis's own TIME. Containers share the host's clock, so a fault's
+    instant taken with time.time() on the host is on the same clock as the samples."""
+
+    def __init__(self, stack, inboxes_: list[str]):
+        self.inboxes = inboxes_
+        keys = [f"sb-own:{inbox}:{n}" for inbox in inboxes_ for n in range(SHARDS)]
+        redis = stack.containers("redis")[0]
+        # Bounded (a row takes a few minutes at most), so it ends by itself even if the
+        # exec outlives this client.
+        repeat = str(int(WATCH_LIMIT / WATCH_INTERVAL))
+        cmd = [DOCKER, "exec", redis, "redis-cli", "--raw", "-r", repeat, "-i", str(WATCH_INTERVAL)]
+        self.proc = subprocess.Popen(
+            [*cmd, "EVAL", WATCH_LUA, str(len(keys)), *keys], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.samples: list[tuple[float, dict[str, list[str]]]] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 30
+        while not self.samples:
+            assert self.proc.poll() is None and time.monotonic() < deadline, "the lease watch did not start"
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            t, *values = line.rstrip("\n").split("|")
+            if len(values) != len(self.inboxes) * SHARDS:
+                continue  # an error line (the script's reply is always whole)
+            per = {i: values[k * SHARDS : (k + 1) * SHARDS] for k, i in enumerate(self.inboxes)}
+            with self._lock:
+                self.samples.append((float(t), per))
+
+    def since(self, t0: float) -> list[tuple[float, dict[str, list[str]]]]:
+        with self._lock:
+            return [s for s in self.samples if s[0] >= t0]
+
+    def latest(self) -> dict[str, list[str]]:
+        with self._lock:
+            return self.samples[-1][1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 class Owned:
-    """Seconds from now until every shard of a service's inboxes has an owner again that
-    is none of `gone` (container hostnames whose leases must pass to another process),
-    and each of `spread` (hostnames of new replicas) owns one at least."""
+    """Seconds from `mark()` (the fault's instant) until every shard of a service's
+    inboxes has an owner again that is none of `gone` (container hostnames whose leases
+    must pass to another process), and each of `spread` (hostnames of new replicas) owns
+    one at least; from the LeaseWatch's samples, so on Redis's clock."""
 
     def __init__(self, stack, service: str, gone: set[str] = frozenset(), spread: set[str] = frozenset()):
-        self.stack, self.inboxes, self.gone, self.spread = stack, inboxes(service), set(gone), set(spread)
-        self.before = {i: leases(stack, i) for i in self.inboxes}
-        self.started = time.monotonic()
+        self.service, self.gone, self.spread = service, set(gone), set(spread)
+        self.watch = LeaseWatch(stack, inboxes(service))
+        self.mark()
 
-    def owned(self) -> bool:
-        for inbox in self.inboxes:
-            now = leases(self.stack, inbox)
+    def mark(self) -> None:
+        self.before = self.watch.latest()
+        self.started = time.time()
+
+    def owned(self, leases: dict[str, list[str]]) -> bool:
+        for inbox, now in leases.items():
             for before, lease in zip(self.before[inbox], now, strict=True):
                 if not lease:
                     return False
@@ -84,10 +148,32 @@ class Owned:
         return True
 
     async def wait(self) -> float:
-        while not await asyncio.to_thread(self.owned):
-            assert time.monotonic() - self.started < OWNED_WITHIN, f"shards not owned again: {self.before}"
-            await asyncio.sleep(0.2)
-        return round(time.monotonic() - self.started, 1)
+        try:
+            while True:
+                at = next((t for t, leases in self.watch.since(self.started) if self.owned(leases)), None)
+                if at is not None:
+                    self.save(at)
+                    return round(at - self.started, 1)
+                assert time.time() - self.started < OWNED_WITHIN, f"shards not owned again: {self.before}"
+                await asyncio.sleep(WATCH_INTERVAL)
+        finally:
+            self.watch.stop()
+
+    def save(self, at: float) -> None:
+        """Each lease change from the fault on (seconds after it), for reading a row."""
+        changes, last = [], self.before
+        for t, leases in self.watch.since(self.started):
+            for inbox, now in leases.items():
+                for n, (was, lease) in enumerate(zip(last[inbox], now, strict=True)):
+                    if was != lease:
+                        changes.append([round(t - self.started, 2), f"{inbox}.{n}", lease])
+            last = leases
+        old = json.loads(TIMELINES.read_text()) if TIMELINES.exists() else {}
+        old[f"{self.service} @ {self.started:.3f}"] = {
+            "gone": sorted(self.gone), "before": self.before, "owned_at": round(at - self.started, 2), "changes": changes
+        }  # fmt: skip
+        TIMELINES.parent.mkdir(parents=True, exist_ok=True)
+        TIMELINES.write_text(json.dumps(old, indent=1))
 
 
 def hostname(stack, container: str) -> str:
@@ -149,6 +235,8 @@ async def test_sigkill_one_replica(stack, tokens, scale_report, kind):
     owned = Owned(stack, p.service.name, gone={hostname(stack, victim)}) if sharded and INBOX_SHARD_OWNERSHIP else None
 
     async def kill():
+        if owned:
+            owned.mark()
         stack.crash(victim)  # docker restarts it (restart: unless-stopped)
         return owned.wait() if owned else None
 
@@ -170,6 +258,7 @@ async def test_scale_chat_inbox_down_and_up(stack, tokens, scale_report):
 
         async def scale(target=target, before=before):
             owned = Owned(stack, "chat")
+            owned.mark()
             await asyncio.to_thread(
                 stack.compose, "up", "-d", "--no-deps", "--no-recreate", "--scale", f"chat-inbox={target}", "chat-inbox"
             )
@@ -197,6 +286,7 @@ async def test_partition_one_chat_inbox_replica(stack, tokens, scale_report):
         # Cut off, its shards pass to the others, it stays cut off a lease longer (it
         # may not act on them meanwhile), then it comes back: all under load.
         owned = Owned(stack, "chat", gone={hostname(stack, victim)})
+        owned.mark()
         stack.docker("network", "disconnect", network, victim)
         seconds = await owned.wait()
         await asyncio.sleep(lease)

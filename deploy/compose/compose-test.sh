@@ -9,7 +9,7 @@
 # 4. builds the project image on it (BASE_IMAGE), pip verifying TLS with the host's CA
 #    bundle given as a BuildKit secret, and the local stand-ins for nginx-proxy, Redis
 #    and PostgreSQL (deploy/compose/local.yaml);
-# 5. `up` with 3 ws-gateway replicas (composegen.GATEWAY_REPLICAS), waits until every
+# 5. `up` with 3 ws-gateway replicas (composegen.WS_GATEWAY_REPLICAS), waits until every
 #    container is healthy, runs the suite, and removes the stack and its volumes
 #    (KEEP_STACK=1 keeps them).
 #
@@ -27,6 +27,9 @@ NAME=${COMPOSE_TEST_NAME:-compose-test}
 PROJECT=${COMPOSE_TEST_PROJECT:-switchboard-test}
 SCALE_ARGS=${COMPOSE_TEST_SCALE:-}
 SUITE=${COMPOSE_TEST_SUITE:-tests-compose}
+# Compose profiles to start besides the fleet: the smoke suite's alert loop needs
+# monitoring (Prometheus + Alertmanager); make scale-test sets none.
+PROFILES=${COMPOSE_TEST_PROFILES-monitoring}
 RUN_DIR=$ROOT/var/$NAME
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 mkdir -p "$RUN_DIR"
@@ -57,7 +60,13 @@ if ! "$DOCKER" info >/dev/null 2>&1; then
     "$DOCKER" info >/dev/null 2>&1 || { echo "dockerd did not start; see $RUN_DIR/dockerd.log"; exit 1; }
 fi
 
-port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+prometheus_port=$(free_port)
+# The same rules and scrape targets as a deployment, at test speed: 2 s scrapes and
+# evaluations, every alert's `for:` 10 s (composegen.py prometheus --interval, test-rules).
+PYTHONPATH=services:gateway "$PY" deploy/composegen.py prometheus --interval 2s >"$RUN_DIR/prometheus.yml"
+PYTHONPATH=services:gateway "$PY" deploy/composegen.py test-rules --hold 10s >"$RUN_DIR/alerts.yml"
 flower_auth=staff:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$RUN_DIR/test.env" <<ENV
 # Written by deploy/compose/compose-test.sh for one $NAME run; not a deployment's .env.
@@ -70,8 +79,13 @@ ALLOWED_ORIGINS=http://127.0.0.1:$port
 SEED_DEMO=1
 SWITCHBOARD_IMAGE=$APP_IMAGE
 FLOWER_BASIC_AUTH=$flower_auth
+ALERT_WEBHOOK_SECRET=compose-test-alerts-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PROMETHEUS_PORT=$prometheus_port
+PROMETHEUS_CONFIG=$RUN_DIR/prometheus.yml
+PROMETHEUS_RULES=$RUN_DIR/alerts.yml
 ENV
 COMPOSE+=(--env-file "$RUN_DIR/test.env" -p "$PROJECT" -f compose.yaml -f deploy/compose/local.yaml)
+for profile in $PROFILES; do COMPOSE+=(--profile "$profile"); done
 
 cleanup() {
     rc=$?
@@ -124,6 +138,10 @@ build deploy/Dockerfile "$APP_IMAGE" "${secret[@]}"
 build deploy/compose/gateway.Dockerfile switchboard-local/gateway:latest --build-arg APP_IMAGE="$APP_IMAGE"
 build deploy/compose/redis.Dockerfile switchboard-local/redis:latest
 build deploy/compose/postgres.Dockerfile switchboard-local/postgres:latest
+case " $PROFILES " in *" monitoring "*)
+    build deploy/compose/prometheus.Dockerfile switchboard-local/prometheus:latest
+    build deploy/compose/alertmanager.Dockerfile switchboard-local/alertmanager:latest
+esac
 
 echo
 echo "NOTE: nginxproxy/nginx-proxy cannot be pulled here: the gateway in this run is a stand-in,"
@@ -156,4 +174,5 @@ done
 [ -n "$listing" ] && [ "$states" = 0 ] || { echo "not every container became healthy"; exit 1; }
 
 step "$SUITE through http://127.0.0.1:$port (the gateway's only published port)"
-SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" SB_FLOWER_AUTH=$flower_auth "$ROOT/.venv/bin/pytest" "$SUITE" -v -s
+SB_URL=http://127.0.0.1:$port SB_COMPOSE="${COMPOSE[*]}" SB_FLOWER_AUTH=$flower_auth \
+    SB_PROMETHEUS_URL=$([ -n "$PROFILES" ] && echo "http://127.0.0.1:$prometheus_port") "$ROOT/.venv/bin/pytest" "$SUITE" -v -s

@@ -57,6 +57,38 @@ def test_compose_yaml_is_generated_from_the_table_and_routes():
 
 def test_prometheus_config_is_generated_too():
     assert (ROOT / "deploy/compose/prometheus.yml").read_text() == composegen.prometheus()
+    assert (ROOT / "deploy/compose/alertmanager.yml").read_text() == composegen.alertmanager()
+
+
+def test_compose_prometheus_loads_the_rules_and_labels_every_target_with_its_service():
+    """The rules match `up{service!=""}` and join on `service`: a target without the label
+    never alerts. The rules file is the one deploy/prometheus holds, mounted as listed."""
+    config = yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())
+    mounts = yaml.safe_load(COMPOSE.read_text())["services"]["prometheus"]["volumes"]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert any(m.endswith("deploy/prometheus/alerts.yml}:/etc/prometheus/alerts.yml:ro") for m in mounts)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {p.name for p in PROCESSES}
+    for p in PROCESSES:
+        labels = {r["target_label"]: r["replacement"] for r in jobs[p.name].get("relabel_configs", [])}
+        assert labels.get("service") == p.service.name, p.name
+
+
+def test_alerts_reach_the_dashboard_webhook_with_its_secret():
+    """Prometheus sends to the compose service Alertmanager runs as, and Alertmanager to
+    a route of the dashboard with ALERT_WEBHOOK_SECRET, which the dashboard gets too."""
+    config = yaml.safe_load((ROOT / "deploy/compose/prometheus.yml").read_text())
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    target = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0]
+    assert target.split(":")[0] in services
+    am = yaml.safe_load((ROOT / "deploy/compose/alertmanager.yml").read_text())
+    hook = am["receivers"][0]["webhook_configs"][0]
+    host, path = hook["url"].removeprefix("http://").split("/", 1)
+    assert host.split(":")[0] == "dashboard-http" and host.split(":")[0] in services
+    assert next(r for r in load_routes().http if ("/" + path).startswith(r.prefix)).service == "dashboard"
+    assert hook["http_config"]["authorization"]["credentials_file"] in " ".join(services["alertmanager"]["entrypoint"])
+    for name in ("dashboard-http", "alertmanager"):
+        assert "ALERT_WEBHOOK_SECRET" in services[name]["environment"], name
 
 
 def route_service_of(compose_service: str) -> str:
@@ -104,7 +136,7 @@ def test_every_service_of_the_table_runs_its_processes_in_compose(svc):
 
 
 def test_no_compose_service_outside_the_table():
-    known = {"proxy", "redis", "postgres", "prometheus"} | {p.name for p in PROCESSES}
+    known = {"proxy", "redis", "postgres", "prometheus", "alertmanager", "grafana"} | {p.name for p in PROCESSES}
     known |= {f"{svc.name}-migrate" for svc in SERVICES}
     assert set(compose_services()) <= known
 
@@ -117,7 +149,7 @@ def test_env_example_documents_every_variable_compose_reads():
 
 def test_only_the_gateway_publishes_a_port_and_on_loopback_by_default():
     published = {n: b for n, b in compose_services().items() if "    ports:" in b}
-    assert set(published) <= {"proxy", "prometheus"}
+    assert set(published) <= {"proxy", "prometheus", "grafana"}
     assert '"${GATEWAY_BIND:-127.0.0.1}:' in published["proxy"]
 
 
@@ -196,3 +228,37 @@ def test_no_proxy_writes_a_query_string_to_its_access_log():
     fmt = proxy["environment"].get("LOG_FORMAT")
     assert fmt, "nginx-proxy logs its default format ($request, with ?token=)"
     assert not nginxconf.logs_query_string(fmt.replace("$$", "$")), fmt
+
+
+def test_grafana_is_provisioned_with_the_fleet_dashboard_on_compose_prometheus():
+    """Provisioned, not only a JSON file to import: the datasource is the monitoring
+    profile's Prometheus and the dashboard file is mounted where the provider reads."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    grafana = ROOT / "deploy/grafana/provisioning"
+    source = yaml.safe_load((grafana / "datasources/prometheus.yml").read_text())["datasources"][0]
+    host, port = source["url"].removeprefix("http://").split(":")
+    assert source["type"] == "prometheus" and host in services and f":{port}" in " ".join(services[host]["ports"])
+    provider = yaml.safe_load((grafana / "dashboards/switchboard.yml").read_text())["providers"][0]
+    mounts = [v.split(":")[:2] for v in services["grafana"]["volumes"]]
+    assert ["./deploy/grafana/provisioning", "/etc/grafana/provisioning"] in mounts
+    dashboards = [dst for src, dst in mounts if src.endswith(".json")]
+    assert dashboards and all(d.startswith(provider["options"]["path"] + "/") for d in dashboards)
+    for src, _dst in mounts:
+        assert not src.startswith("./") or (ROOT / src).exists(), src
+
+
+def test_compose_allows_exactly_the_hosts_its_callers_send():
+    """No `*`: the public names from .env, plus the compose network's names its own
+    callers send as Host (SERVICE_URLS' proxy, Alertmanager's webhook), which Django
+    must accept or those calls get 400."""
+    from urllib.parse import urlsplit
+
+    from django.http.request import validate_host
+
+    env = yaml.safe_load(COMPOSE.read_text())["x-app-env"]
+    public = re.fullmatch(r"\$\{ALLOWED_HOSTS:-(.*)\}", env["ALLOWED_HOSTS"]).group(1).split(",")
+    assert "*" not in public
+    allowed = public + env["INTERNAL_HOSTS"].split(",")
+    callers = {urlsplit(env["SERVICE_URLS"]).hostname, urlsplit(composegen.alert_webhook_url()).hostname}
+    callers |= {"127.0.0.1", "localhost"}  # make compose-test and a browser on the machine
+    assert {h for h in callers if not validate_host(h, allowed)} == set()

@@ -33,3 +33,17 @@ def test_fleet_without_secrets_in_its_environment_gets_the_local_ones(tmp_path, 
     fleet.plan()
     kept = launcher.local_secrets()
     assert {n: fleet.setting(n) for n in launcher.LOCAL_SECRETS} == {n: kept[n] for n in launcher.LOCAL_SECRETS}
+
+
+def test_allowed_origins_from_the_environment_reach_every_process(tmp_path, monkeypatch):
+    # `ALLOWED_ORIGINS=...,http://127.0.0.1:8000 make run`: the quickstart's shop on its own
+    # port opens sockets; without the variable the fleet allows its own gateway's origin.
+    monkeypatch.setattr(launcher, "LOCAL_SECRETS_FILE", tmp_path / "local-secrets.json")
+    monkeypatch.delenv("ALLOWED_ORIGINS", raising=False)
+    fleet = launcher.Fleet(run_dir=tmp_path / "a", gateway_port=8123, redis_url="redis://127.0.0.1:1/0")
+    fleet.plan()
+    assert fleet.setting("ALLOWED_ORIGINS") == "http://127.0.0.1:8123,http://localhost:8123"
+    monkeypatch.setenv("ALLOWED_ORIGINS", "http://127.0.0.1:8123,http://127.0.0.1:8000")
+    fleet = launcher.Fleet(run_dir=tmp_path / "b", gateway_port=8123, redis_url="redis://127.0.0.1:1/0")
+    fleet.plan()
+    assert fleet.setting("ALLOWED_ORIGINS") == "http://127.0.0.1:8123,http://127.0.0.1:8000"

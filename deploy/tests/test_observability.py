@@ -117,7 +117,7 @@ def test_every_alert_has_a_description_and_a_runbook_section():
 def test_local_scrape_config_lists_every_process_of_the_launcher(tmp_path):
     from localconfig import write
 
-    fleet = Fleet(run_dir=tmp_path / "run", gateway_processes=2)
+    fleet = Fleet(run_dir=tmp_path / "run", ws_gateway_processes=2)
     fleet.plan()
     config = write(fleet.run_dir, tmp_path / "prom", interval="1s")
     groups = json.loads((tmp_path / "prom" / "targets" / "fleet.json").read_text())

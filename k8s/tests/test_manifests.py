@@ -25,7 +25,7 @@ OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomiz
 ROOT = K8S.parent
 KUBE_VERSION = "1.32.0"  # oldest Kubernetes minor we support
 # Custom resources of the Prometheus Operator: no schema in kubernetes-validate.
-CRDS = {"ServiceMonitor", "PrometheusRule"}
+CRDS = {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"}
 SETTING_NAMES = {s.name for s in SETTINGS} | {"DJANGO_SETTINGS_MODULE"}
 
 
@@ -104,7 +104,7 @@ def program_kind(name: str) -> str:
 
 
 def launcher_programs(tmp_path):
-    fleet = Fleet(run_dir=tmp_path, gateway_processes=2)
+    fleet = Fleet(run_dir=tmp_path, ws_gateway_processes=2)
     fleet.plan()
     return [p for p in fleet.programs if p.service not in ("redis", "gateway")]
 
@@ -163,7 +163,17 @@ def test_ingress_paths_equal_the_route_table(overlay):
                 assert p["backend"]["service"]["name"] in deployments
                 routed.append((p["path"], ing["metadata"]["name"]))
     expected = [(r.prefix, "switchboard-staff" if r.staff_only else "switchboard") for r in load_routes().http]
+    # Internal paths (Flower's metrics): an Ingress of their own that refuses everyone.
+    expected += [(path, "switchboard-internal") for r in load_routes().http for path in r.internal]
     assert sorted(routed) == sorted(expected)
+    if "switchboard-internal" in ingresses:
+        internal = ingresses["switchboard-internal"]
+        ann = internal["metadata"]["annotations"]
+        assert ann["nginx.ingress.kubernetes.io/denylist-source-range"] == "0.0.0.0/0,::/0"
+        assert "nginx.ingress.kubernetes.io/auth-url" not in ann
+        for p in internal["spec"]["rules"][0]["http"]["paths"]:
+            # Not their server: were the deny ignored, ws-gateway has no such page (404).
+            assert p["backend"]["service"]["name"] == "ws-gateway", p
     assert not any(path.startswith("/metrics") for path, _ in routed)
     if "switchboard-staff" in ingresses:
         url = ingresses["switchboard-staff"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
@@ -238,7 +248,7 @@ def test_config_names_only_settings_that_exist(overlay):
             for env in c.get("env", []):
                 assert env["name"] in SETTING_NAMES, (obj["metadata"]["name"], env["name"])
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and not ref.get("optional"):  # an optional key (shop-jwt-keys) may be absent
                     keys = secrets[ref["name"]].get("stringData", {}) | secrets[ref["name"]].get("data", {})
                     assert ref["key"] in keys, (name, obj["metadata"]["name"], ref)
 
@@ -343,3 +353,37 @@ def test_the_ingress_never_logs_a_query_string(rendered):
                 name,
                 ing["metadata"]["name"],
             )
+
+
+def test_prod_behind_tls_sends_cookies_over_https_only(rendered):
+    """prod is reached through the Ingress over TLS: its session and CSRF cookies are Secure
+    (SECURE_COOKIES=1); dev keeps the code's default (plain http works)."""
+    from switchboard.config import validate
+
+    def secure(name: str) -> bool:
+        value = by_name(rendered[name], "ConfigMap")["switchboard-config"]["data"]["SECURE_COOKIES"]
+        return validate({"SECURE_COOKIES": value})["SECURE_COOKIES"]
+
+    assert secure("prod") is True and secure("dev") is False
+
+
+def test_every_workload_passes_the_settings_check_it_runs_at_start(rendered):
+    """Every process runs switchboard.config.validate() on its environment as it starts and
+    refuses to start on a value that does not parse: each workload's ConfigMap and plain env
+    must pass it (values from the Secret are not here)."""
+    from switchboard.config import SettingsError, validate
+
+    for name, objects in rendered.items():
+        maps = by_name(objects, "ConfigMap")
+        for obj, pod in containers(objects):
+            if obj["metadata"]["labels"].get("app.kubernetes.io/part-of") != "switchboard":
+                continue
+            for c in pod["containers"]:
+                env = {}
+                for source in c.get("envFrom", []):
+                    env.update(maps.get(source.get("configMapRef", {}).get("name"), {}).get("data", {}))
+                env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+                try:
+                    validate(env)
+                except SettingsError as exc:
+                    pytest.fail(f"{name}/{obj['metadata']['name']} would refuse to start: {exc}")

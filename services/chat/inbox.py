@@ -7,7 +7,10 @@ client_id, is the sender's acknowledgement.
 
 Who is online is kept per room by the shard's worker (chat/online.py): a connect
 costs the same in a room of 5,000 as in a room of 5, and a room's join and leave
-notices and online list are coalesced into one flush per window.
+notices and online list are coalesced into one flush per window. A storm's connects
+(and disconnects) waiting together in a room's lane are handled as one step
+(handle_batch): one presence check, one database trip and one online list for all of
+them, each client still sent its own history in order.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import asyncio
 import logging
 import time
 
+import orjson
 from channels.db import database_sync_to_async
 
 from chat import store
+from chat.models import SYSTEM_USER_ID
 from chat.online import Notices, RoomMembers, window
-from switchboard import metrics, publish, routes
+from switchboard import metrics, publish, redisconn, routes
 from switchboard.closecodes import CloseCode
 from switchboard.config import env_float, env_int
 from switchboard.errors import ErrorCode
@@ -28,6 +33,7 @@ from switchboard.inbox import InboxConsumer
 from switchboard.presence import Member
 from switchboard.presence import shared as presence
 from switchboard.protocol import frame, now_iso
+from switchboard.tokens import Identity
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,9 @@ def room_group(slug: str) -> str:
 
 class ChatInbox(InboxConsumer):
     service = "chat"
+    commands = ("chat.system",)
+    # A storm's connects (and the disconnects among them) into one room, one step each run.
+    batch_types = frozenset({"gw.connect", "gw.disconnect"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -161,30 +170,81 @@ class ChatInbox(InboxConsumer):
         return self.rooms[slug]
 
     async def gw_connect(self, cmd):
-        conn, slug = cmd["conn"], cmd["params"]["room"]
-        since = cmd["params"].get("since")  # an int or absent: typed by the gateway (routes.toml)
-        # One trip to the database thread: the room, its last seq and the history.
-        found = await database_sync_to_async(store.connect_snapshot)(
-            slug, since, env_int("HISTORY_LIMIT"), env_int("SINCE_MAX")
-        )
-        if found is None:
-            return await publish.reject(conn, CloseCode.NOT_FOUND)
-        room_id, messages, last_seq, truncated = found
-        self.rooms[slug] = room_id
-        group = room_group(slug)
-        user = self.identity(cmd)
-        if not await presence().has_member(group, Member(conn, user.id, user.username)):
-            # The socket closed while this command waited (e.g. the worker was down
-            # past the gateway's connect timeout): nobody to accept, nothing to announce.
-            return
-        members = await self.room_members(slug, group)
-        members.add(conn, user.id, user.username)  # loaded from presence already, maybe
-        # The user's only connection in the room: a join (another tab keeps them in).
-        joined = members.per_user[user.id] == 1
-        history = frame("history", messages=messages, last_seq=last_seq, truncated=truncated)
-        await publish.accept(conn, [history, members.online_frame()], watermarks={group: last_seq})
-        if joined:
-            self.note(slug, joined=user.username)
+        await self.connect_run([cmd])
+
+    async def handle_batch(self, cmds):
+        """A lane's run of connects and disconnects of one room (batch_types): handled in
+        their order, as one by one, but with one presence check and one database trip
+        for all the connects and one online list encoded for their accepts."""
+        await self.connect_run(cmds)
+
+    async def connect_run(self, cmds: list[dict]) -> None:
+        connects = [c for c in cmds if c["type"] == "gw.connect"]
+        # Which sockets are still there, one ZMSCORE per room: one that closed while its
+        # command waited (the gateway's connect timeout in a storm, or the worker was
+        # down) has nobody to accept, nothing to announce and no history to read (in a
+        # storm's retries, most of a room's connects).
+        by_room: dict[str, list[dict]] = {}
+        for cmd in connects:
+            by_room.setdefault(cmd["params"]["room"], []).append(cmd)
+        live: set[str] = set()
+        for slug, room_cmds in by_room.items():
+            members = [Member(c["conn"], c["user"]["id"], c["user"]["username"]) for c in room_cmds]
+            for member, alive in zip(members, await presence().live(room_group(slug), members), strict=True):
+                if alive:
+                    live.add(member.conn)
+        # One trip to the database thread per room: the room, its last seq and every
+        # connect's history (sliced per `since`, an int or absent: typed by the gateway).
+        wanted = {
+            slug: [c["params"].get("since") for c in room_cmds if c["conn"] in live]
+            for slug, room_cmds in by_room.items()
+        }
+        wanted = {slug: sinces for slug, sinces in wanted.items() if sinces}
+        snapshots = await database_sync_to_async(self.snapshots)(wanted) if wanted else {}
+        accepts: list[tuple[str, str, str | None]] = []  # (conn, room, joined) in order
+        for cmd in cmds:
+            if cmd["type"] == "gw.disconnect":
+                await self.gw_disconnect(cmd)
+                continue
+            conn, slug = cmd["conn"], cmd["params"]["room"]
+            if conn not in live:
+                continue
+            if snapshots.get(slug) is None:
+                accepts.append((conn, "", None))  # no such room
+                continue
+            self.rooms[slug] = snapshots[slug][0]
+            user = self.identity(cmd)
+            members = await self.room_members(slug, room_group(slug))
+            members.add(conn, user.id, user.username)  # loaded from presence already, maybe
+            # The user's only connection in the room: a join (another tab keeps them in),
+            # noted once the client is accepted.
+            accepts.append((conn, slug, user.username if members.per_user[user.id] == 1 else None))
+        # Each client its own history and the room's online list as the run left it;
+        # one encoding per (room, since).
+        histories: dict[tuple[str, int | None], str] = {}
+        sinces = {c["conn"]: c["params"].get("since") for c in connects}
+        for conn, slug, joined in accepts:
+            if not slug:
+                await publish.reject(conn, CloseCode.NOT_FOUND)
+                continue
+            _, last_seq, slices = snapshots[slug]
+            since = sinces[conn]
+            history = histories.get((slug, since))
+            if history is None:
+                messages, truncated = slices[since]
+                history = histories[(slug, since)] = frame(
+                    "history", messages=messages, last_seq=last_seq, truncated=truncated
+                )
+            group = room_group(slug)
+            members = self.members.get(slug) or await self.room_members(slug, group)
+            await publish.accept(conn, [history, members.online_frame()], watermarks={group: last_seq})
+            if joined:
+                self.note(slug, joined=joined)
+
+    @staticmethod
+    def snapshots(wanted: dict[str, list[int | None]]) -> dict[str, tuple | None]:
+        limit, since_max = env_int("HISTORY_LIMIT"), env_int("SINCE_MAX")
+        return {slug: store.connect_snapshot(slug, sinces, limit, since_max) for slug, sinces in wanted.items()}
 
     async def gw_disconnect(self, cmd):
         conn, slug = cmd["conn"], cmd["params"]["room"]
@@ -229,6 +289,38 @@ class ChatInbox(InboxConsumer):
             # whose first echo arrived after it resent was shown the message twice.
             metrics.CHAT_MESSAGES.labels("duplicate").inc()
             await publish.send_to_group(room_group(slug), text, seq=message.seq)
+
+    async def chat_system(self, cmd):
+        """A system message from the shop's back end (chat/views.py system_messages):
+        stored with the room's next seq on the room's shard, so it is ordered with the
+        room's other messages, broadcast, then acknowledged to the waiting request."""
+        slug = cmd["room"]
+        room_id = await self.room_id(slug)
+        if room_id is None:
+            return await self.reply(cmd, {"ok": False, "error": "not_found"})
+        if self.pending.get(slug):
+            await self.flush_notices(slug)
+        author = Identity(SYSTEM_USER_ID, cmd["user"])
+        message, created = await database_sync_to_async(store.post_message)(
+            room_id, author, cmd["message"], cmd["client_id"]
+        )
+        metrics.CHAT_MESSAGES.labels("stored" if created else "duplicate").inc()
+        # A repeat too goes to the room under its seq: a worker killed between storing and
+        # broadcasting never sent it; the gateway drops it where the seq arrived already.
+        await publish.send_to_group(
+            room_group(slug), frame("chat_message", **message.as_frame_fields()), seq=message.seq
+        )
+        await self.reply(cmd, {"ok": True, "message": message.as_frame_fields()})
+
+    async def reply(self, cmd, answer: dict) -> None:
+        # A client of its own: system messages are rare, and a client belongs to one loop.
+        client = redisconn.client()
+        key = cmd["reply_to"]
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.rpush(key, orjson.dumps(answer)).expire(key, 60).execute()
+        finally:
+            await client.aclose()
 
     async def frame_typing(self, cmd, data):
         user = self.identity(cmd)

@@ -6,6 +6,9 @@ they were, so chat never asks another service who wrote what.
 
 from django.db import models
 
+# The author id of a system message (the server API): no user has id 0.
+SYSTEM_USER_ID = 0
+
 
 class ChatRoom(models.Model):
     name = models.CharField(max_length=100, unique=True)
@@ -52,6 +55,10 @@ class Message(models.Model):
             "message": self.content,
             "timestamp": self.created_at.isoformat(),
         }
-        if self.client_id:
+        if self.user_id == SYSTEM_USER_ID:
+            # The shop's system message: its client_id is the shop's Idempotency-Key,
+            # nothing a room's members need.
+            data["system"] = True
+        elif self.client_id:
             data["client_id"] = self.client_id
         return data

@@ -3,6 +3,8 @@ both call these). Persisting assigns the room's next seq in the same transaction
 
 from __future__ import annotations
 
+import bisect
+
 from django.db import IntegrityError, connection, transaction
 
 from chat.models import ChatRoom, Message
@@ -77,15 +79,42 @@ def _history(room: ChatRoom, last_seq: int, since: int | None, limit: int, since
 
 
 def connect_snapshot(
-    slug: str, since: int | None, limit: int, since_max: int
-) -> tuple[int, list[dict], int, bool] | None:
-    """What a connecting client is sent, in one call from the inbox worker: (room id,
-    messages, last seq, truncated) as history() gives them, or None for no such room.
-    The room's row read here is as fresh as history()'s own read of last_seq."""
+    slug: str, sinces: list[int | None], limit: int, since_max: int
+) -> tuple[int, int, dict[int | None, tuple[list[dict], bool]]] | None:
+    """What connecting clients are sent, in one call from the inbox worker and two
+    queries whatever their number: (room id, last seq, {since: (messages, truncated)}),
+    each slice exactly what history() gives for that `since`, or None for no such room.
+    The room's row read here is as fresh as history()'s own read of last_seq.
+
+    One read serves every `since`: the messages after `since` are a prefix of the room's
+    messages newest first, so the newest after the smallest `since` (or after none, if a
+    client has none), as many as the largest slice needs, hold every client's slice and
+    tell whether it is truncated."""
     room = get_room(slug)
     if room is None:
         return None
-    return (room.pk, *_history(room, room.last_seq, since, limit, since_max))
+    last_seq = room.last_seq
+    qs = Message.objects.filter(room=room, seq__lte=last_seq)
+    if None not in sinces:
+        qs = qs.filter(seq__gt=min(sinces))
+    # Rows each client's slice needs: `limit` without `since`; with one, since_max + 1
+    # (to tell truncation), and never more than the seqs after it (seqs are unique).
+    need = max(limit if since is None else min(since_max + 1, max(0, last_seq - since)) for since in sinces)
+    newest = list(qs.order_by("-seq")[:need])
+    descending = [-m.seq for m in newest]  # ascending, for bisect
+    fields: dict[int, dict] = {}  # one encoding per message, shared by the slices
+
+    def encoded(rows: list[Message]) -> list[dict]:
+        return [fields.get(m.seq) or fields.setdefault(m.seq, m.as_frame_fields()) for m in reversed(rows)]
+
+    slices: dict[int | None, tuple[list[dict], bool]] = {}
+    for since in set(sinces):
+        if since is None:
+            slices[since] = (encoded(newest[:limit]), False)
+            continue
+        after = bisect.bisect_left(descending, -since)  # newest[:after]: the messages after `since`
+        slices[since] = (encoded(newest[: min(after, since_max)]), after > since_max)
+    return room.pk, last_seq, slices
 
 
 def page(room: ChatRoom, before: int | None, after: int | None, limit: int) -> tuple[list[dict], bool]:

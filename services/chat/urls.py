@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/chat/openapi.json", openapi_view("Switchboard chat", "Chat's REST API, behind nginx's /api/chat/.")),
     path("api/chat/rooms/", views.rooms),
     path("api/chat/rooms/<slug:slug>/messages/", views.messages),
+    path("api/chat/rooms/<slug:slug>/system-messages/", views.system_messages),
 ]

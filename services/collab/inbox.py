@@ -45,9 +45,6 @@ from switchboard.protocol import frame
 
 log = logging.getLogger(__name__)
 
-# Awareness states a document holds; beyond this, new client ids are not relayed.
-MAX_AWARENESS_CLIENTS = 1000
-
 
 def doc_group(doc_id: int) -> str:
     """The document's group, from the route table (the gateway joins the same one)."""
@@ -81,6 +78,9 @@ class Live:
         self.awareness_conn: dict[int, str] = {}  # client id -> the socket that sent it
         # Clocks of the states this server removed when their socket closed (see awareness()).
         self.awareness_removed: dict[int, int] = {}
+        # JSON sockets' carets (conn -> position): awareness states too, counted with the
+        # Yjs ones against COLLAB_AWARENESS_STATES (awareness_full()).
+        self.cursors: dict[str, int] = {}
         self._updates: list[bytes] = []
         self._deltas: list[list[dict]] = []
         # Kept: pycrdt unsubscribes an observer whose subscription is collected.
@@ -88,6 +88,11 @@ class Live:
             self.doc.observe(lambda event: self._updates.append(event.update)),
             self.text.observe(lambda event: self._deltas.append(event.delta)),
         )
+
+    def awareness_full(self) -> bool:
+        """Whether a new awareness state (a Yjs client id, a JSON socket's caret) would
+        pass COLLAB_AWARENESS_STATES: each is relayed to every socket of the document."""
+        return len(self.awareness) + len(self.cursors) >= env_int("COLLAB_AWARENESS_STATES")
 
     def take(self) -> tuple[bytes | None, list[list[dict]]]:
         """What the last change did: one update (None if nothing) and the text deltas."""
@@ -147,6 +152,10 @@ class CollabInbox(InboxConsumer):
         metrics.COLLAB_LIVE_DOCS.set(len(self.docs))
         # Connected Yjs clients answer with whatever this worker lacks (see module doc).
         await publish.send_to_group(doc_group(doc_id), data=ydoc.sync_step1(live.doc))
+        # Another document's lane (ownership.py: documents of one shard run side by side)
+        # may have evicted it meanwhile, before its first connection: it is in use.
+        self.docs[doc_id] = live
+        self.docs.move_to_end(doc_id)
         return live
 
     def _evict(self) -> None:
@@ -214,6 +223,7 @@ class CollabInbox(InboxConsumer):
         live = self.docs.get(doc_id)
         if live is not None:
             live.conns.discard(conn)
+            live.cursors.pop(conn, None)
             gone = [cid for cid, owner in live.awareness_conn.items() if owner == conn]
             if gone:
                 # What y-websocket's server does: the socket's cursors leave with it.
@@ -247,6 +257,14 @@ class CollabInbox(InboxConsumer):
             return await publish.close(conn, CloseCode.BAD_REQUEST)
         try:
             live = await self.live(doc_id)
+            asks = message.kind == ydoc.MSG_QUERY_AWARENESS or (
+                message.kind == ydoc.MSG_SYNC and message.step == ydoc.SYNC_STEP1
+            )
+            # A reply that carries the document (or its cursors) to this socket: not to
+            # a user whose role went while the frame was on its way (the revoke's close
+            # is on the group's channel, this reply on the socket's).
+            if asks and await _role(doc_id, self.identity(cmd).id) is None:
+                return await publish.close(conn, CloseCode.FORBIDDEN)
             if message.kind == ydoc.MSG_SYNC and message.step == ydoc.SYNC_STEP1:
                 await publish.send_to_conn(conn, data=ydoc.sync_step2(live.doc, message.payload))
             elif message.kind == ydoc.MSG_SYNC:
@@ -311,7 +329,21 @@ class CollabInbox(InboxConsumer):
         entries = ydoc.read_awareness(payload)
         rewritten = False
         news = False
+        max_bytes = env_int("COLLAB_AWARENESS_STATE_BYTES")
+        dropped: set[int] = set()  # indexes of entries neither kept nor relayed
         for n, entry in enumerate(entries):
+            if entry.state != "null" and len(entry.state.encode()) > max_bytes:
+                # Too big to relay to every editor: dropped, never answered in text (a
+                # Yjs socket cannot read it). Others keep the sender's last state.
+                dropped.add(n)
+                metrics.COLLAB_AWARENESS_DROPPED.labels("yjs", "bytes").inc()
+                continue
+            if entry.state != "null" and entry.client_id not in live.awareness and live.awareness_full():
+                # A document is not a place for thousands of cursors: a new client id
+                # past COLLAB_AWARENESS_STATES is dropped, and stays so until one leaves.
+                dropped.add(n)
+                metrics.COLLAB_AWARENESS_DROPPED.labels("yjs", "states").inc()
+                continue
             removed = live.awareness_removed.get(entry.client_id) if entry.state != "null" else None
             if removed is not None:
                 del live.awareness_removed[entry.client_id]
@@ -336,8 +368,6 @@ class CollabInbox(InboxConsumer):
                 live.awareness.pop(entry.client_id, None)
                 live.awareness_conn.pop(entry.client_id, None)
             else:
-                if known is None and len(live.awareness) >= MAX_AWARENESS_CLIENTS:
-                    continue  # a document is not a place for thousands of cursors
                 if known is None:
                     # The socket that introduced a client id owns it (y-websocket's
                     # server does the same); echoes from others do not move it.
@@ -345,8 +375,11 @@ class CollabInbox(InboxConsumer):
                 live.awareness[entry.client_id] = entry
         if not news:
             return  # echoes only: relaying them would cost every socket a frame per socket
+        if dropped:
+            entries = [e for n, e in enumerate(entries) if n not in dropped]
         # To the sender too: y-websocket counts its own echo as a sign of life.
-        await publish.send_to_group(doc_group(live.doc_id), data=ydoc.awareness_message(entries) if rewritten else raw)
+        data = ydoc.awareness_message(entries) if rewritten or dropped else raw
+        await publish.send_to_group(doc_group(live.doc_id), data=data)
 
     # ------------------------------------------------------------- JSON (seed) ----
     async def frame_edit(self, cmd, data):
@@ -381,7 +414,20 @@ class CollabInbox(InboxConsumer):
         await publish.send_to_conn(conn, frame("ack", **ack))
 
     async def frame_cursor_move(self, cmd, data):
-        user, doc_id = self.identity(cmd), doc_id_of(cmd)
+        conn, user, doc_id = cmd["conn"], self.identity(cmd), doc_id_of(cmd)
+        live = await self.live(doc_id)
+        if conn not in live.cursors and live.awareness_full():
+            # Counted with the Yjs states: the caret of a JSON socket is shown to
+            # everyone too. A JSON client can read why; its edits still go through.
+            metrics.COLLAB_AWARENESS_DROPPED.labels("json", "states").inc()
+            limit = env_int("COLLAB_AWARENESS_STATES")
+            return await publish.send_error(
+                conn,
+                ErrorCode.AWARENESS_LIMIT,
+                f"this document already shows {limit} cursors (COLLAB_AWARENESS_STATES): yours is not shown, "
+                "edits still work; it is shown once someone leaves",
+            )
+        live.cursors[conn] = data["position"]
         await publish.send_to_group(
             doc_group(doc_id),
             frame("cursor", user=user.username, position=data["position"]),

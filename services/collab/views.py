@@ -5,7 +5,8 @@ POST /api/collab/documents/ {"title", "content"?}   201 {id, ...}
 GET  /api/collab/documents/<id>/                  the current text, seq and your role
                                                   (403 no access, 404 unknown)
 POST /api/collab/documents/<id>/share/ {"username", "role": "edit"|"read"|"none"}
-     owner only; the user is looked up in ws-gateway (the owner of users)
+     owner only; the user is looked up in ws-gateway (the owner of users); "none"
+     also closes the user's open sockets on the document (4403) before answering
 
 The text is read from the database (snapshot + log), which holds every update any
 client was sent: what this returns is what the live document had, at most one
@@ -17,11 +18,14 @@ from __future__ import annotations
 from typing import Literal
 
 import httpx
+import redis.exceptions
 from pydantic import BaseModel, Field
 
 from collab import store
+from collab.inbox import doc_group
 from collab.models import Access, Document
-from switchboard import users
+from switchboard import publish, users
+from switchboard.closecodes import CloseCode
 from switchboard.http import api, json_error, json_response
 
 
@@ -96,7 +100,7 @@ def lookup_user(username: str) -> dict | None:
             200: "the user's new role",
             400: "invalid body, or the owner themself",
             403: "not shared with you, or not the owner",
-            503: "the user directory did not answer; retry",
+            503: "the user directory did not answer, or a revoked user's sockets were not closed; retry",
         }
     },
 )
@@ -115,6 +119,24 @@ def share(request, doc_id: int, data: ShareBody):
     if user["id"] == doc.owner_id:
         return json_error(400, "invalid_body", "the owner always has access")
     store.share(doc, user["id"], user["username"], None if data.role == "none" else data.role)
-    # A connected user whose access changed keeps the socket; the worker checks the
-    # role on every update, so a revoked editor's next change is refused.
+    if data.role == "none":
+        try:
+            revoke_sockets(doc.pk, user["id"])
+        except (redis.exceptions.RedisError, OSError):
+            # Stored, so no new socket of theirs is accepted; the open ones may still
+            # be relayed edits until this succeeds. Repeating the revoke is harmless.
+            return json_error(503, "unavailable", "access removed, but open sockets were not closed; retry")
+    # A downgraded editor keeps its sockets and reads on: the worker checks the role
+    # on every change, so their next one is refused (read_only, or Yjs permission denied).
     return json_response({"username": user["username"], "role": data.role})
+
+
+def revoke_sockets(doc_id: int, user_id: int) -> None:
+    """Close the user's sockets on the document, on every gateway, with 4403.
+
+    Sent after the access row is gone (autocommit: store.share has committed), so a
+    reconnect is refused by the worker's role check; and on the document's own group,
+    the pub/sub channel that carries its edits, so every gateway gets the close before
+    any edit published after this returns: nothing typed after the owner's 200 reaches
+    the revoked user (docs/security.md)."""
+    publish.close_user_sync(doc_group(doc_id), user_id, CloseCode.FORBIDDEN)

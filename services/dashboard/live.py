@@ -25,6 +25,15 @@ def order_pushed(order: Order) -> None:
     notify_buyer(order)
 
 
+def shop_order_pushed(order: dict) -> None:
+    """The shop's own order (the server API), pushed as new_order and stored nowhere."""
+    try:
+        publish.send_to_group_sync(stats.group(), frame("new_order", order=order))
+    except Exception:
+        metrics.DASHBOARD_PUBLISH_ERRORS.labels("new_order").inc()
+        log.exception("the shop's order %s not pushed to the dashboard", str(order.get("id"))[:64])
+
+
 def notify_buyer(order: Order) -> None:
     """The buyer's "order received" notification, through the notification inbox.
 

@@ -16,4 +16,5 @@ urlpatterns = [
     ),
     path("api/orders/", views.orders),
     path("api/dashboard/alerts/", views.alerts),
+    path("api/dashboard/events/", views.events),
 ]

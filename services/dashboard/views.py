@@ -12,6 +12,10 @@ POST /api/dashboard/alerts/  either Alertmanager's webhook JSON (version 4) with
      -> 200 {"received": n, "stored": n, "truncated": n, "alerts": [...]}; each new alert is stored and
      pushed as an `alert` frame; an alert state Alertmanager repeats is stored once.
 GET  /api/dashboard/alerts/?limit=  staff: the latest alerts, newest first.
+POST /api/dashboard/events/  the server API (API key, scope dashboard):
+     {"type": "new_order", "order": {...the shop's order...}, "store"?: false} pushes the
+     seed's new_order frame (stored as a Switchboard order only with "store": true), or
+     {"type": "alert", "level", "message"} stores and pushes an alert -> 201.
 """
 
 from __future__ import annotations
@@ -20,15 +24,17 @@ import hmac
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
+from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from dashboard import live, store
-from switchboard import metrics
+from switchboard import metrics, serverapi
 from switchboard.config import env_list
 from switchboard.http import api, json_error, json_response
+from switchboard.tokens import Identity
 
 log = logging.getLogger(__name__)
 
@@ -247,3 +253,95 @@ def alerts(request, query: AlertsQuery | None = None):
             "alerts": [a.as_dict() for a in stored],
         }
     )
+
+
+# --------------------------------------------------------------- server API ----
+class ShopOrder(BaseModel):
+    """The shop's own order, shown on the dashboard as the seed's new_order frame."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | int = Field(description="the shop's order id")
+    user: str = Field(min_length=1, max_length=150, description="the buyer, as staff should read it")
+    user_id: int | None = Field(default=None, ge=1, le=2**53, description="the buyer's local id (needed to store)")
+    total: Decimal = Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)
+    status: str = Field(default="pending", min_length=1, max_length=16)
+    items: list[Item] = Field(default_factory=list, max_length=200)
+    created: datetime | None = None
+
+    @model_validator(mode="after")
+    def short_id(self):
+        if isinstance(self.id, str) and not 1 <= len(self.id) <= 64:
+            raise ValueError("id: 1..64 characters")
+        return self
+
+
+class OrderEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["new_order"]
+    order: ShopOrder
+    # True: also stored as a Switchboard order (counted in the stats, its buyer notified).
+    store: bool = False
+
+
+class AlertEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["alert"]
+    level: Literal["info", "warning", "critical"] = "info"
+    message: str = Field(min_length=1, max_length=2000)
+
+
+EVENT_BODY = TypeAdapter(Annotated[OrderEvent | AlertEvent, Field(discriminator="type")])
+
+
+@api(
+    ["POST"],
+    key_scope="dashboard",
+    body_schema=EVENT_BODY.json_schema(ref_template="#/components/schemas/{model}"),
+    responses={
+        "POST": {
+            201: "pushed to every staff dashboard (an alert, and an order asked to be, stored first)",
+            409: "store: this Idempotency-Key was used for a different order",
+        }
+    },
+)
+def events(request):
+    """Push a new_order or an alert to the staff dashboard from the shop's back end."""
+    try:
+        event = EVENT_BODY.validate_json(request.body or b"{}")
+    except ValidationError as exc:
+        return _invalid(exc)
+    if isinstance(event, AlertEvent):
+        alert, _ = store.store_alert(
+            source="shop", level=event.level, message=event.message, created_by=request.api_key.name[:150]
+        )
+        metrics.DASHBOARD_ALERTS.labels("shop", "stored").inc()
+        live.alert_pushed(alert)
+        return json_response({"type": "alert", "alert": alert.as_dict()}, status=201)
+    order = event.order
+    items = [i.model_dump(mode="json") for i in order.items]
+    if event.store:
+        if order.user_id is None:
+            return json_error(400, "invalid_body", "order.user_id: needed to store the order (the buyer's local id)")
+        try:
+            key = serverapi.idempotency_key(request)
+        except ValueError as exc:
+            return json_error(400, "invalid_header", str(exc))
+        stored, created = store.create_order(Identity(order.user_id, order.user), order.total, items, key)
+        if not created and (stored.total != order.total or stored.items != items):
+            return json_error(409, "idempotency_key_reused", "this Idempotency-Key was used for a different order")
+        if created:
+            metrics.DASHBOARD_ORDERS.labels("created").inc()
+            live.order_pushed(stored)
+        return json_response({"type": "new_order", "order": stored.as_dict(), "stored": True}, status=201)
+    # The shop's order, as the frame shows it: the shop's id, never stored here.
+    shown = {
+        "id": order.id,
+        "user": order.user,
+        "user_id": order.user_id,
+        "total": f"{order.total:.2f}",
+        "status": order.status,
+        "items": items,
+        "created": (order.created or timezone.now()).isoformat(),
+    }
+    live.shop_order_pushed(shown)
+    return json_response({"type": "new_order", "order": shown, "stored": False}, status=201)

@@ -17,7 +17,17 @@ class Notification(models.Model):
     # The inbox command that stored it (ownership.Claim.command_id): a new shard owner
     # redoing a command the old one had stored finds it instead of storing it twice.
     command = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    # The server API's Idempotency-Key (the shop's retry of one notification): unique per
+    # user in the database, so two retries at once store it once (views.send).
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         # Every query is "this user's (unread) notifications, newest first".
         indexes = [models.Index(fields=["user_id", "is_read", "-id"], name="notif_user_unread")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="notif_user_idempotency_key",
+            )
+        ]

@@ -4,7 +4,7 @@ touches only that user's rows: no caller can read, count or mark another user's.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from notification.models import Notification
 from switchboard import ownership
@@ -42,6 +42,20 @@ def create(user_id: int, title: str, message: str, url: str = "") -> dict:
         else:
             n, _ = Notification.objects.get_or_create(command=claim.command_id, defaults=fields)
     return as_dict(n)
+
+
+def create_once(user_id: int, title: str, message: str, url: str, key: str) -> tuple[dict, bool]:
+    """Store a notification once per (user, Idempotency-Key); returns (it, created).
+
+    The unique constraint decides, not a read before the insert: of two retries at
+    once, one inserts and the other's insert fails and reads the winner's row."""
+    fields = {"user_id": int(user_id), "title": title[:200], "message": message, "url": (url or "")[:500]}
+    try:
+        with transaction.atomic():
+            n = Notification.objects.create(idempotency_key=key, **fields)
+        return as_dict(n), True
+    except IntegrityError:
+        return as_dict(Notification.objects.get(user_id=int(user_id), idempotency_key=key)), False
 
 
 def unread_count(user_id: int) -> int:

@@ -16,5 +16,6 @@ urlpatterns = [
     ),
     path("api/notifications/", views.notifications),
     path("api/notifications/read-all/", views.read_all),
+    path("api/notifications/send/", views.send),
     path("api/notifications/<int:notification_id>/read/", views.read_one),
 ]

@@ -5,6 +5,10 @@ POST /api/notifications/ {"user", "title", "message", "url"}   staff: 201, pushe
      every open tab of that user
 POST /api/notifications/<id>/read/                 the caller's own only (404 otherwise)
 POST /api/notifications/read-all/
+POST /api/notifications/send/ {"sub" | "user_id", "name"?, "title", "message"?, "url"?}
+     the server API (API key, scope notify; optional Idempotency-Key): 201, stored,
+     counted in unread and pushed to every tab; a retry with the same key stores nothing
+     and gets the same 201 body (409 if the key was used for another notification)
 
 Every read and mark is scoped to the token's user id: there is no parameter naming
 another user except the staff create.
@@ -18,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification import store
-from switchboard import metrics, publish, users
+from switchboard import metrics, publish, serverapi, users
 from switchboard.http import api, json_error, json_response
 from switchboard.text import Link
 
@@ -30,6 +34,12 @@ class NewNotification(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(default="", max_length=4000)
     # Shown as a link by the bell: http(s) or a path on this site, never javascript:.
+    url: Link = Field(default="", max_length=500)
+
+
+class SendNotification(serverapi.UserRef):
+    title: str = Field(min_length=1, max_length=200)
+    message: str = Field(default="", max_length=4000)
     url: Link = Field(default="", max_length=500)
 
 
@@ -48,6 +58,18 @@ def resolve_user(username: str) -> int | None:
 
 def _push_count(user_id: int) -> None:
     publish.send_to_group_sync(store.group(user_id), store.count_frame(store.unread_count(user_id)))
+
+
+def _push_stored(user_id: int, n: dict) -> None:
+    # Stored first: a push that fails still leaves the notification and the count
+    # for the next connect. So the answer is 201 either way: an error here would
+    # make the caller retry and store it twice (seen in the fault campaign's Redis
+    # restart, where the push fails and the tabs read the unread list on reconnect).
+    try:
+        publish.send_to_group_sync(store.group(user_id), store.notification_frame(n))
+        _push_count(user_id)
+    except Exception:
+        log.warning("notification %s stored, live push failed", n["id"], exc_info=True)
 
 
 @api(
@@ -71,15 +93,7 @@ def notifications(request, data: NewNotification | None = None, query: PageQuery
             return json_error(400, "unknown_user", f"no user {data.user!r}")
         n = store.create(user_id, data.title, data.message, data.url)
         metrics.NOTIFICATIONS_CREATED.labels("rest").inc()
-        # Stored first: a push that fails still leaves the notification and the count
-        # for the next connect. So the answer is 201 either way: an error here would
-        # make the caller retry and store it twice (seen in the fault campaign's Redis
-        # restart, where the push fails and the tabs read the unread list on reconnect).
-        try:
-            publish.send_to_group_sync(store.group(user_id), store.notification_frame(n))
-            _push_count(user_id)
-        except Exception:
-            log.warning("notification %s stored, live push failed", n["id"], exc_info=True)
+        _push_stored(user_id, n)
         return json_response({**n, "user_id": user_id}, status=201)
     limit, offset = query.limit, query.offset
     items, total = store.page(me.id, query.unread, limit, offset)
@@ -107,3 +121,38 @@ def read_all(request):
     store.mark_all_read(request.identity.id)
     _push_count(request.identity.id)
     return json_response({"unread_count": 0})
+
+
+@api(
+    ["POST"],
+    key_scope="notify",
+    body=SendNotification,
+    responses={
+        "POST": {
+            201: "stored and pushed (or, for a repeated Idempotency-Key, the one stored first)",
+            409: "this Idempotency-Key was used for a different notification of this user",
+            502: "the user directory did not answer",
+        }
+    },
+)
+def send(request, data: SendNotification):
+    """Notify a user from the shop's back end (the seed's send_user_notification)."""
+    try:
+        key = serverapi.idempotency_key(request)
+    except ValueError as exc:
+        return json_error(400, "invalid_header", str(exc))
+    user_id = users.local_user_id(data, "notification")  # 502 when ws-gateway cannot answer (@api)
+    if key is None:
+        n, created = store.create(user_id, data.title, data.message, data.url), True
+    else:
+        n, created = store.create_once(user_id, data.title, data.message, data.url, key)
+    if not created:
+        if (n["title"], n["message"], n["url"]) != (data.title[:200], data.message, data.url[:500]):
+            # A key reused for another notification is a client bug; answering with the
+            # first one would hide it.
+            return json_error(409, "idempotency_key_reused", "this Idempotency-Key was used for another notification")
+        # The first request pushed it; pushing again would show it twice.
+        return json_response({**n, "user_id": user_id}, status=201)
+    metrics.NOTIFICATIONS_CREATED.labels("server_api").inc()
+    _push_stored(user_id, n)
+    return json_response({**n, "user_id": user_id}, status=201)

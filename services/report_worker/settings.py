@@ -3,9 +3,6 @@
 The same settings serve its HTTP face (daphne), the Celery worker and Flower.
 """
 
-from pathlib import Path
-
-from switchboard.config import env
 from switchboard.settings_base import *  # noqa: F403
 from switchboard.settings_base import INSTALLED_APPS, database_for
 
@@ -13,5 +10,3 @@ SERVICE = "report-worker"
 INSTALLED_APPS = INSTALLED_APPS + ["report_worker"]
 ROOT_URLCONF = "report_worker.urls"
 DATABASES = database_for("report_worker")
-# Finished report files; served only to their owner by views.download.
-REPORTS_DIR = Path(env("SWITCHBOARD_DATA_DIR")) / "reports"

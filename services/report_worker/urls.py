@@ -16,6 +16,7 @@ urlpatterns = [
     ),
     path("api/reports/", views.reports),
     path("api/reports/stats/", views.stats),
+    path("api/reports/task-updates/", views.task_updates),
     path("api/reports/<str:task_id>/", views.report),
     path("api/reports/<str:task_id>/download/", views.download),
 ]

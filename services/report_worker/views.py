@@ -6,24 +6,35 @@ GET  /api/reports/                     the caller's reports, newest first
 GET  /api/reports/<task_id>/           status for a client that was not connected
 GET  /api/reports/<task_id>/download/  the file, for its owner only (404 for anyone else)
 GET  /api/reports/stats/               staff: {"running", "completed_today", "failed_today"}
+POST /api/reports/task-updates/        the server API (API key, scope tasks): the progress
+     of the shop's own task, stored as the user's record (kind "shop") and pushed to
+     their /ws/tasks/ as the seed's task_update; GET /api/reports/<task_id>/ reads it
 
 Progress itself streams on /ws/tasks/ (see tasks.py).
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import uuid
+from typing import Literal
 
 import orjson
-from django.conf import settings
 from django.http import FileResponse
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from report_worker.models import Report
+from report_worker.models import Report, ReportFile
 from report_worker.reports import TYPES
-from report_worker.tasks import download_url, generate_report
+from report_worker.tasks import TASKS_GROUP, download_url, generate_report
+from switchboard import publish, serverapi, users
 from switchboard.http import api, json_error, json_response
+from switchboard.protocol import frame, now_iso
+
+log = logging.getLogger(__name__)
+SHOP_KIND = "shop"
+TERMINAL = ("completed", "failed")
 
 
 def as_dict(r: Report) -> dict:
@@ -39,7 +50,9 @@ def as_dict(r: Report) -> dict:
         "created": r.created_at.isoformat(),
         "finished": r.finished_at.isoformat() if r.finished_at else None,
     }
-    if r.status == "completed":
+    if r.kind == SHOP_KIND:
+        data["result"] = r.result
+    elif r.status == "completed":
         data["result"] = {"url": download_url(r.task_id), "filename": r.filename}
     return data
 
@@ -137,24 +150,98 @@ def report(request, task_id: str):
 )
 def download(request, task_id: str):
     r = _own(request, task_id)
-    if r is None:
+    if r is None or r.kind == SHOP_KIND:  # a shop task has no file here
         return json_error(404, "not_found", "no such report")
     if r.status != "completed":
         return json_error(409, "not_ready", f"the report is {r.status}")
-    path = settings.REPORTS_DIR / r.task_id / r.filename
-    if not path.is_file():
+    stored = ReportFile.objects.filter(report=r).values("data", "filename", "content_type").first()
+    if stored is None:
         return json_error(410, "gone", "the report file is no longer available")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=r.filename, content_type=r.content_type)
+    return FileResponse(
+        io.BytesIO(bytes(stored["data"])),
+        as_attachment=True,
+        filename=stored["filename"],
+        content_type=stored["content_type"],
+    )
 
 
 @api(["GET"], staff=True, responses={"GET": {200: "running, completed_today, failed_today"}})
 def stats(request):
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    finished = Report.objects.filter(finished_at__gte=today)
+    reports = Report.objects.exclude(kind=SHOP_KIND)  # the shop's own tasks are not reports
+    finished = reports.filter(finished_at__gte=today)
     return json_response(
         {
-            "running": Report.objects.filter(status__in=["pending", "started", "progress"]).count(),
+            "running": reports.filter(status__in=["pending", "started", "progress"]).count(),
             "completed_today": finished.filter(status="completed").count(),
             "failed_today": finished.filter(status="failed").count(),
         }
     )
+
+
+class TaskUpdateBody(serverapi.UserRef):
+    task_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    status: Literal["started", "progress", "completed", "failed"]
+    progress: int = Field(default=0, ge=0, le=100)
+    message: str = Field(default="", max_length=2000)
+    result: dict = Field(default_factory=dict)
+
+    @field_validator("result")
+    @classmethod
+    def small_result(cls, value: dict) -> dict:
+        if len(orjson.dumps(value)) > 8192:
+            raise ValueError("result: at most 8 KiB of JSON")
+        return value
+
+
+@api(
+    ["POST"],
+    key_scope="tasks",
+    body=TaskUpdateBody,
+    responses={
+        "POST": {
+            200: "the task's stored state (stored and pushed, or a repeat of its final state)",
+            409: "the task id is another user's or a report's, or the task has finished with another state",
+            502: "the user directory did not answer",
+        }
+    },
+)
+def task_updates(request, data: TaskUpdateBody):
+    """Report the progress of the shop's own long task to one user's /ws/tasks/."""
+    user_id = users.local_user_id(data, "report-worker")  # 502 when ws-gateway cannot answer (@api)
+    values = {"status": data.status, "progress": data.progress, "message": data.message, "result": data.result}
+    if data.status in TERMINAL:
+        values["finished_at"] = timezone.now()
+    row, created = Report.objects.get_or_create(
+        task_id=data.task_id, defaults={"user_id": user_id, "kind": SHOP_KIND, "params": {}, **values}
+    )
+    if row.kind != SHOP_KIND or row.user_id != user_id:
+        return json_error(409, "task_id_taken", "this task id is another user's task or a report")
+    if not created:
+        # Stored first, pushed after; a finished task keeps its final state (a late
+        # "progress" never reopens it), and a retry of that final state is answered alike.
+        changed = Report.objects.filter(pk=row.pk).exclude(status__in=TERMINAL).update(**values)
+        row.refresh_from_db()
+        if not changed:
+            if (row.status, row.progress, row.message, row.result) == (
+                data.status,
+                data.progress,
+                data.message,
+                data.result,
+            ):
+                return json_response(as_dict(row))
+            return json_error(409, "task_finished", f"the task is {row.status} already")
+    text = frame(
+        "task_update",
+        task_id=row.task_id,
+        status=row.status,
+        progress=row.progress,
+        message=row.message,
+        result=row.result,
+        timestamp=now_iso(),
+    )
+    try:
+        publish.send_to_group_sync(TASKS_GROUP.format(user=user_id), text)
+    except Exception:  # stored: a socket that missed it reads GET /api/reports/<task_id>/
+        log.exception("shop task %s: could not push %s", row.task_id, row.status)
+    return json_response(as_dict(row))

@@ -3,7 +3,11 @@
 Policy (written for client authors): 1xxx are the protocol's own; 4000-4399 mean
 "reconnect with backoff" (the server went away or asked you to move); 4400-4499 mirror
 HTTP 4xx and are terminal: change something (log in, pick another room) before
-retrying. Reasons stay under 123 bytes, the limit of a close frame.
+retrying. Terminal includes 4403 (also an open socket whose collab role was revoked)
+and 4429 (the socket caps): a client that reconnected after them would only be refused
+again, in a loop. clients/js and the collab editor page stop on them, reading this
+table (clients/js/src/generated.js). Reasons stay under 123 bytes, the limit of a
+close frame.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4008  # the client did not read its frames fast enough
     BAD_REQUEST = 4400  # the URL or parameters are invalid
     UNAUTHORIZED = 4401  # no token or session, or an invalid or expired one
-    FORBIDDEN = 4403  # authenticated, but not allowed on this route or object
+    # Authenticated, but not allowed on this route or object; also every open socket of a
+    # user on a collab document when the owner revokes their role (a gw.close with `user`
+    # on the document's group, before any later edit). Terminal: a reconnect is refused.
+    FORBIDDEN = 4403
     NOT_FOUND = 4404  # no such route, room or document
-    TOO_MANY_SOCKETS = 4429  # the user or client IP has WS_MAX_SOCKETS_PER_USER / _PER_IP open
+    # The user or client IP has WS_MAX_SOCKETS_PER_USER / _PER_IP open. Terminal: close
+    # another socket first (an automatic reconnect would take no slot, only retry).
+    TOO_MANY_SOCKETS = 4429
 
 
 REASONS: dict[CloseCode, str] = {

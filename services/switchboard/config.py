@@ -39,6 +39,8 @@ class Kind(enum.StrEnum):
     URL = "url"  # scheme://...; empty means unset
     LIST = "list"  # comma separated; empty means none
     URLS = "urls"  # comma separated URLs
+    OWNER_URLS = "owner-urls"  # comma separated URLs or owner=URL pairs (SERVICE_URLS)
+    KEYRING = "keyring"  # kid:secret, comma separated (parse_keyring); empty means none
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,37 @@ SETTINGS: tuple[Setting, ...] = (
         "SWITCHBOARD_JWT_KEYS",
         "dev:dev-insecure-jwt-key-change-me-in-production",
         "Access-token keys as kid:secret, comma separated, separate from SWITCHBOARD_SECRET_KEY: the first signs, all verify. Rotate: put a new key first, drop the old after TOKEN_TTL_SECONDS. Refused like the secret key when SWITCHBOARD_DEBUG=0.",
+        type=Kind.KEYRING,
         secret=True,
+    ),
+    Setting(
+        "SHOP_JWT_KEYS",
+        "",
+        "HS256 keys of the shop's own back end as kid:secret, comma separated: a token it signs with one of them (its kid in the header) is accepted like a Switchboard token. Rotate: add the new key, sign with it, drop the old once its tokens expired. A key equal to SWITCHBOARD_SECRET_KEY or a SWITCHBOARD_JWT_KEYS secret refuses start-up. Empty: none.",
+        type=Kind.KEYRING,
+        secret=True,
+    ),
+    Setting(
+        "SHOP_JWKS",
+        "",
+        "The shop's public keys for RS256/ES256 tokens: a JWKS file path (re-read when it changes) or an http(s) URL (cached SHOP_JWKS_CACHE_SECONDS). The algorithm is the key's (RSA: RS256, EC P-256: ES256), never the token's. Empty: none.",
+    ),
+    Setting(
+        "SHOP_JWKS_CACHE_SECONDS",
+        "300",
+        "How long a SHOP_JWKS URL's keys are used before they are fetched again; a token naming an unknown kid fetches at most once per 30 s.",
+        type=Kind.FLOAT,
+        minimum=1,
+    ),
+    Setting(
+        "SHOP_JWT_AUDIENCE",
+        "",
+        "Set: a shop token must carry this `aud`. Empty: a shop token must carry none.",
+    ),
+    Setting(
+        "SHOP_JWT_ISSUER",
+        "",
+        "Set: a shop token must carry this `iss`. Empty: not checked.",
     ),
     Setting(
         "SWITCHBOARD_DEBUG",
@@ -93,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SWITCHBOARD_DATA_DIR",
         str(ROOT / "var"),
-        "Where the SQLite databases and report files live when no DATABASE_URL is set.",
+        "Where the SQLite databases live when no DATABASE_URL is set (report files are in the database).",
     ),
     Setting(
         "DATABASE_URL",
@@ -127,7 +159,24 @@ SETTINGS: tuple[Setting, ...] = (
         type=Kind.URLS,
         secret=True,
     ),
-    Setting("ALLOWED_HOSTS", "*", "Django ALLOWED_HOSTS, comma separated.", type=Kind.LIST),
+    Setting(
+        "ALLOWED_HOSTS",
+        "*",
+        "Django ALLOWED_HOSTS, comma separated: the public host names browsers use. Compose and k8s set it explicitly (never `*`); the default `*` is for make run on 127.0.0.1.",
+        type=Kind.LIST,
+    ),
+    Setting(
+        "INTERNAL_HOSTS",
+        "",
+        "Host names the deployment's own callers use inside its network (services calling each other, the proxy's staff check, Alertmanager's webhook), added to ALLOWED_HOSTS. Generated for compose and k8s from deploy/fleet.py; operators set only ALLOWED_HOSTS.",
+        type=Kind.LIST,
+    ),
+    Setting(
+        "SECURE_COOKIES",
+        "0",
+        "1 marks the session and CSRF cookies Secure (sent over https only). Set it wherever browsers reach the site over TLS (the k8s prod overlay does); 0 for plain http (make run, compose on localhost), where a Secure cookie would never come back and nobody could log in. HttpOnly (session) and SameSite=Lax hold either way.",
+        type=Kind.BOOL,
+    ),
     Setting(
         "ALLOWED_ORIGINS",
         "http://127.0.0.1:8080,http://localhost:8080",
@@ -141,6 +190,12 @@ SETTINGS: tuple[Setting, ...] = (
         "0",
         "1 lets ws-gateway accept permessage-deflate: less bandwidth, tens of KB more memory per socket.",
         type=Kind.BOOL,
+    ),
+    Setting(
+        "WS_PATCHES_DISABLE",
+        "",
+        "Bench and diagnosis only: ws-gateway library patches (ws_gateway/patches.py names) not to install, comma separated; docs/performance.md measures each one off. Never in production.",
+        type=Kind.LIST,
     ),
     Setting(
         "WS_PING_INTERVAL_SECONDS",
@@ -245,6 +300,20 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "API_KEY_RATE_PER_SECOND",
+        "50",
+        "Sustained server-API requests per second per API key, across every service and replica (a Redis token bucket per key); over it the answer is 429 with Retry-After. A shop with a bigger back end makes several keys or raises this.",
+        type=Kind.FLOAT,
+        minimum=0.01,
+    ),
+    Setting(
+        "API_KEY_RATE_BURST",
+        "100",
+        "Server-API requests one API key may make at once before API_KEY_RATE_PER_SECOND applies.",
+        type=Kind.FLOAT,
+        minimum=1,
+    ),
+    Setting(
         "CONNECT_TIMEOUT_SECONDS",
         "5",
         "How long the gateway waits for a service to accept a connection before closing with 1013.",
@@ -258,6 +327,24 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting("INBOX_CAPACITY", "1000", "Commands an inbox shard holds before the gateway answers 'busy'.", minimum=1),
+    Setting(
+        "INBOX_LANES",
+        "64",
+        "Keys (rooms, documents, users) of one inbox shard whose commands an inbox worker runs at once; each key's commands still run one at a time, in order. A storm into one room takes one lane, so the shard's other rooms are not held behind it.",
+        minimum=1,
+    ),
+    Setting(
+        "INBOX_LANE_BACKLOG",
+        "1000",
+        "Commands of one key (room, document, user) an inbox worker holds waiting in the key's lane; a connect beyond it is refused at once with 1013 (the client retries), as the gateway refuses one when the shard's queue is full. Other commands always wait their turn.",
+        minimum=1,
+    ),
+    Setting(
+        "INBOX_HELD_COMMANDS",
+        "5000",
+        "Commands an inbox worker takes from one shard ahead of running them (waiting in their key's lane, all in the shard's held record in Redis so a crash loses none); beyond it, it takes more as they finish. Another key's command waits behind a storm into one key only once this many of the shard's commands are pending.",
+        minimum=1,
+    ),
     Setting("INBOX_EXPIRY_SECONDS", "60", "How long a command waits in an inbox for a worker that is down.", minimum=1),
     Setting(
         "PRESENCE_TTL_SECONDS", "30", "A connection not refreshed for this long no longer counts as online.", minimum=1
@@ -279,14 +366,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "INBOX_LEASE_SECONDS",
         "5",
-        "Lease of an inbox worker on each of its shards in Redis: a worker that dies, freezes or is cut off from Redis loses its shards to the others at most this long (plus INBOX_RENEW_SECONDS) after its last renewal.",
+        "Lease of an inbox worker on each of its shards in Redis: a worker that dies, freezes or is cut off from Redis has its shards owned by the others at most this long plus INBOX_RENEW_SECONDS after its last renewal (plus the command in hand on a shard that moves between the others).",
         type=Kind.FLOAT,
         minimum=1,
     ),
     Setting(
         "INBOX_RENEW_SECONDS",
         "1",
-        "How often an inbox worker renews its shard leases, announces itself and rebalances (a scale-up or clean scale-down moves shards within about this long). Keep it well under INBOX_LEASE_SECONDS.",
+        "How often an inbox worker renews its shard leases and announces itself: the others notice a dead worker within this long of its lease running out. A scale-up or clean scale-down moves shards at once (the workers wake each other). Keep it well under INBOX_LEASE_SECONDS.",
         type=Kind.FLOAT,
         minimum=0.05,
     ),
@@ -340,6 +427,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Documents a collab worker keeps in memory; idle ones beyond this are dropped (reloaded on use).",
         minimum=1,
     ),
+    Setting(
+        "COLLAB_AWARENESS_STATES",
+        "200",
+        "Awareness states (cursors, presence) one collab document holds and relays: a Yjs client id's state or a JSON socket's caret each count one. Past it a new Yjs state is dropped (never a text frame to a Yjs socket) and a JSON cursor_move is answered with an awareness_limit error frame; the socket stays open and edits go on. Every state is relayed to every socket of the document, so this bounds a document's memory and its fan-out.",
+        minimum=1,
+    ),
+    Setting(
+        "COLLAB_AWARENESS_STATE_BYTES",
+        "4096",
+        "Bytes of one Yjs awareness state (its JSON, UTF-8). A bigger one is dropped, neither kept nor relayed (others keep the sender's last state); y-codemirror's user and cursor take a few hundred.",
+        minimum=1,
+    ),
     Setting("METRICS_PORT", "0", "Port of this process's /metrics and /healthz (0: none).", type=Kind.PORT),
     Setting("METRICS_HOST", "127.0.0.1", "Address the metrics port binds to (0.0.0.0 in containers)."),
     Setting("SERVICE_NAME", "", "Name of this process in metrics and logs (set by the launcher)."),
@@ -347,9 +446,10 @@ SETTINGS: tuple[Setting, ...] = (
         "SERVICE_URLS",
         "http://127.0.0.1:8080",
         "Where a service calls another's REST API, by the owner of the path in routes.toml: one URL (a proxy that routes every path: nginx in make run, nginx-proxy in compose), or owner=URL pairs, comma separated (each owner's internal address, as k8s sets it); a bare URL among them serves the owners not named.",
+        type=Kind.OWNER_URLS,
     ),
     Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1).", type=Kind.PORT),
-    Setting("GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx.", minimum=1),
+    Setting("WS_GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx.", minimum=1),
     Setting(
         "DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run.", secret=True
     ),
@@ -422,7 +522,32 @@ _WHAT = {
     Kind.PORT: "a port number 0..65535",
     Kind.URL: "a URL (scheme://...)",
     Kind.URLS: "comma-separated URLs",
+    Kind.OWNER_URLS: "comma-separated URLs or owner=URL pairs",
+    Kind.KEYRING: "kid:secret pairs, comma separated",
 }
+
+
+class KeyringError(ValueError):
+    """A keyring setting (SWITCHBOARD_JWT_KEYS, SHOP_JWT_KEYS) is not a list of kid:secret pairs."""
+
+
+def parse_keyring(value: str, name: str = "SWITCHBOARD_JWT_KEYS") -> dict[str, str]:
+    """`kid:secret,kid:secret` as {kid: secret}, in order (the first one signs); {} for "".
+    The one parser of every keyring setting; its errors name a kid, never a secret."""
+    keys: dict[str, str] = {}
+    for n, item in enumerate(value.split(","), 1):
+        item = item.strip()
+        if not item:
+            continue
+        kid, sep, secret = item.partition(":")
+        kid, secret = kid.strip(), secret.strip()
+        if not sep or not kid or not secret:
+            # Without a colon the item may be a bare secret: name its place, not its text.
+            raise KeyringError(f"{name}: {repr(kid) if sep and kid else f'item {n}'} is not kid:secret")
+        if kid in keys:
+            raise KeyringError(f"{name}: key id {kid!r} is listed twice")
+        keys[kid] = secret
+    return keys
 
 
 class SettingsError(ValueError):
@@ -463,10 +588,23 @@ def _check(setting: Setting, raw: str) -> Any:
         for item in items:
             _check_url(item)
         return items
+    if kind is Kind.OWNER_URLS:
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        for item in items:
+            # As switchboard.routes.service_urls reads it: an owner is what comes before "=".
+            owner, sep, url = item.partition("=")
+            if not sep:
+                url = item
+            elif not owner.strip():
+                raise ValueError(f"expected {_WHAT[kind]}: {item!r} names no owner")
+            _check_url(url.strip())
+        return items
     if kind is Kind.URL:
         if raw:
             _check_url(raw)
         return raw
+    if kind is Kind.KEYRING:
+        return parse_keyring(raw, setting.name)
     parsed = _ADAPTERS[kind].validate_python(raw.strip())
     if setting.minimum is not None and parsed < setting.minimum:
         raise ValueError(f"expected at least {setting.minimum:g}")
@@ -488,11 +626,23 @@ def parse(setting: Setting, raw: str) -> Any:
         raise SettingsError([(setting.name, _complaint(setting, raw, exc))]) from None
 
 
+# Settings that were renamed: set under the old name, a process refuses to start (the
+# value would otherwise be silently ignored) and names the new one.
+RENAMED = {
+    "GATEWAY_PROCESSES": "WS_GATEWAY_PROCESSES",  # GATEWAY_* is nginx, the public gateway
+    "GATEWAY_URL": "SERVICE_URLS",
+}
+
+
 def validate(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every setting parsed from `environ` (default: this process's environment), or one
-    SettingsError naming every setting that does not parse. Called when a process starts."""
+    SettingsError naming every setting that does not parse or has an old name. Called
+    when a process starts."""
     environ = os.environ if environ is None else environ
     values, problems = {}, []
+    for old, new in RENAMED.items():
+        if old in environ:
+            problems.append((old, f"renamed: set {new} instead"))
     for s in SETTINGS:
         raw = environ.get(s.name, s.default)
         try:
@@ -544,7 +694,7 @@ def env_bool(name: str) -> bool:
 
 
 def env_list(name: str) -> list[str]:
-    return _typed(name, (Kind.LIST, Kind.URLS), "a list")
+    return _typed(name, (Kind.LIST, Kind.URLS, Kind.OWNER_URLS), "a list")
 
 
 def main() -> None:

@@ -20,4 +20,6 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"  # the object named in the frame does not exist
     FORBIDDEN = "forbidden"  # the object exists but is not yours
     READ_ONLY = "read_only"  # you may read this but not change it
+    # collab: the document holds COLLAB_AWARENESS_STATES cursors already; yours is not shown
+    AWARENESS_LIMIT = "awareness_limit"
     INTERNAL = "internal_error"  # the service failed on this frame; nothing was stored

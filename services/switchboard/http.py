@@ -1,7 +1,11 @@
 """REST plumbing shared by the services' HTTP faces: token auth, JSON bodies, errors.
 
 `@api(methods=["GET"], staff=False)` authenticates the bearer token (tokens.verify),
-requires staff (for every method, or for those listed: `staff=["POST"]`),
+requires staff (for every method, or for those listed: `staff=["POST"]`), or, with
+`key_scope="notify"`, takes an API key of the shop's back end instead of a token
+(switchboard/apikeys.py: 401 unknown or revoked, 403 without that scope, 429 over the
+key's rate with Retry-After, 503 when the key store is unreachable; the key's record
+is `request.api_key`, and no user token is accepted there),
 refuses other methods (405 with Allow), parses a JSON body into a pydantic model when
 the view names one (`body=Model`), the query string of a GET into another
 (`query=Model`), and turns a validation error into a 400 with a clear message. Every
@@ -17,6 +21,7 @@ service's OpenAPI document from it and the URLconf, so the document cannot drift
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +29,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, ValidationError
 
-from switchboard import text, tokens
+from switchboard import apikeys, text, tokens, users
 
 
 def json_response(data, status: int = 200) -> HttpResponse:
@@ -79,6 +84,14 @@ class Endpoint:
     responses: dict[str, dict[int, str]] = field(default_factory=dict)
     body_schema: dict[str, Any] | None = None
     summary: str = ""
+    key_scope: str | None = None  # an API key with this scope, not a token, is required
+
+
+def _key_refused(exc: apikeys.KeyRefused) -> HttpResponse:
+    res = json_error(exc.status, exc.code, exc.message)
+    if exc.retry_after is not None:
+        res["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return res
 
 
 def api(
@@ -90,7 +103,10 @@ def api(
     query: type[BaseModel] | None = None,
     responses: dict[str, dict[int, str]] | None = None,
     body_schema: dict[str, Any] | None = None,
+    key_scope: str | None = None,
 ):
+    if key_scope is not None and key_scope not in apikeys.SCOPES:
+        raise ValueError(f"key_scope {key_scope!r} is not one of {apikeys.SCOPES}")
     staff_methods = tuple(methods) if staff is True else tuple(staff or ())
 
     def decorate(view):
@@ -100,8 +116,20 @@ def api(
                 res = json_error(405, "method_not_allowed", f"use {', '.join(methods)}")
                 res["Allow"] = ", ".join(methods)
                 return res
-            request.identity = bearer_identity(request)
-            if auth and request.identity is None:
+            if key_scope is not None:
+                # The shop's back end, by API key: a user's token is no key.
+                request.identity = None
+                try:
+                    request.api_key = apikeys.check(request.headers.get("Authorization", ""), key_scope)
+                except apikeys.KeyRefused as exc:
+                    return _key_refused(exc)
+            else:
+                try:
+                    request.identity = bearer_identity(request)
+                except tokens.AuthUnavailable:
+                    # A valid shop token whose user ws-gateway cannot name now: retry later.
+                    return json_error(503, "auth_unavailable", "cannot check this token now; retry")
+            if key_scope is None and auth and request.identity is None:
                 return json_error(401, "unauthorized", "a valid bearer token is required")
             if request.method in staff_methods and not request.identity.is_staff:
                 return json_error(403, "forbidden", "staff only")
@@ -123,7 +151,11 @@ def api(
                     kwargs["data"] = body.model_validate_json(request.body or b"{}")
                 except ValidationError as exc:
                     return json_error(400, "invalid_body", _first_error(exc, "body"))
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except users.DirectoryUnavailable as exc:
+                # One answer for every view that names a user through ws-gateway.
+                return json_error(502, "upstream_error", str(exc))
 
         wrapper.api = Endpoint(
             tuple(methods),
@@ -134,6 +166,7 @@ def api(
             responses or {},
             body_schema,
             (view.__doc__ or "").strip().split("\n")[0],
+            key_scope,
         )
         return wrapper
 

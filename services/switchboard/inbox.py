@@ -12,12 +12,20 @@ Handlers are named for what they handle: ``gw_connect(cmd)``, ``gw_disconnect(cm
 binary one. An exception in a handler is logged, counted and answered with an
 ``internal_error`` frame; the worker goes on with the next command.
 
+Batches: a consumer that lists command types in ``batch_types`` is handed a lane's run
+of consecutive commands of those types as one call of ``handle_batch(cmds)`` (in their
+order; switchboard.ownership decides the run), so it can do once what each would do
+on its own (chat: one presence check, one database trip and one online-list flush for
+a storm's connects into a room). Each command is still counted and acknowledged on
+its own, once the batch is done.
+
 `export_backlog()` (called by each service's HTTP process) puts the number of commands
 waiting in each shard on /metrics: switchboard_inbox_backlog_commands.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +34,7 @@ from channels.consumer import AsyncConsumer
 from django.conf import settings
 
 from switchboard import metrics, ownership, publish, redisconn
+from switchboard.closecodes import CloseCode
 from switchboard.errors import ErrorCode
 from switchboard.routes import inbox_channels
 from switchboard.tokens import Identity
@@ -38,10 +47,41 @@ class InboxConsumer(AsyncConsumer):
     channel_layer_alias = "inbox"
     # Commands other services may send besides gw.* (e.g. "notify.create").
     commands: tuple[str, ...] = ()
+    # Command types whose consecutive runs in a lane are handled by one handle_batch call.
+    batch_types: frozenset[str] = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_hand: set[asyncio.Task] = set()
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The shard was lost or handed over: its commands in hand stop here (they
+            # stay in its held record, for the next owner to redo).
+            for task in list(self.in_hand):
+                task.cancel()
 
     async def dispatch(self, message: dict) -> None:
-        # From an ownership.ShardRunner: the shard and token it was taken under, and the
-        # future that tells the runner it is done (and how it went).
+        if "__claim__" in message:
+            # From an ownership.ShardRunner, which decides what may run side by side
+            # (one key's commands one at a time, different keys' at once): each runs
+            # in its own task, and the runner hears of its end by the claim's future.
+            task = asyncio.ensure_future(self.handle_command(message))
+            self.in_hand.add(task)
+            task.add_done_callback(self.in_hand.discard)
+            return
+        if message.get("type") == ownership.BATCH:
+            task = asyncio.ensure_future(self.handle_batch_message(message["commands"]))
+            self.in_hand.add(task)
+            task.add_done_callback(self.in_hand.discard)
+            return
+        await self.handle_command(message)
+
+    async def handle_command(self, message: dict) -> None:
+        # The shard and token it was taken under, and the future that tells the runner
+        # it is done (and how it went); none when a test hands a command in directly.
         claimed = message.pop("__claim__", None)
         token = ownership.current.set(claimed[0]) if claimed else None
         kind = message.get("type", "")
@@ -49,11 +89,21 @@ class InboxConsumer(AsyncConsumer):
         start = time.perf_counter()
         outcome = "ok"
         try:
-            if handler is None:
+            if message.pop("__shed__", False):
+                # Its key's lane is over INBOX_LANE_BACKLOG (ownership.SHEDDABLE): the
+                # client is told to come back, as by the gateway when a shard is full.
+                outcome = "shed"
+                await publish.reject(message["conn"], CloseCode.TRY_AGAIN_LATER)
+            elif handler is None:
                 outcome = "unknown"
                 log.warning("%s inbox: no handler for %s", self.service, label)
             else:
                 await handler(*args)
+        except asyncio.CancelledError:
+            # The shard went while it ran: unfinished, so it stays in the shard's held
+            # record and the next owner redoes it (the runner must not count it done).
+            outcome = "cancelled"
+            raise
         except ownership.ShardLost as exc:
             # Another worker owns the shard now and handles (or handled) this command:
             # nothing of ours may reach anyone.
@@ -67,13 +117,66 @@ class InboxConsumer(AsyncConsumer):
             elif message.get("conn") and kind == "gw.connect":
                 await publish.reject(message["conn"], 1011)
         finally:
-            metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
+            if outcome != "cancelled":
+                metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
             metrics.INBOX_LATENCY.labels(self.service, label).observe(time.perf_counter() - start)
             metrics.INBOX_HEARTBEAT.set(time.time())
             if claimed:
                 ownership.current.reset(token)
-                if not claimed[1].done():
-                    claimed[1].set_result(outcome)
+                future = claimed[1]
+                if outcome == "cancelled":
+                    future.cancel()
+                elif not future.done():
+                    future.set_result(outcome)
+
+    async def handle_batch(self, cmds: list[dict]) -> None:
+        """A run of commands of `batch_types`, in order. This default handles each with
+        its own handler; a consumer overrides it to share the work of the run."""
+        for cmd in cmds:
+            _, handler, args = self._resolve(cmd.get("type", ""), cmd)
+            if handler is not None:
+                await handler(*args)
+
+    async def handle_batch_message(self, cmds: list[dict]) -> None:
+        """A batch from a lane: handle_batch once, then each command's outcome counted
+        and reported to the runner as handle_command does for one. A batch succeeds or
+        fails as a whole: its commands were one step."""
+        claims = [cmd.pop("__claim__", None) for cmd in cmds]
+        # Every claim of a batch has the shard and token of the lane (check_fence's facts).
+        first = next((c for c in claims if c), None)
+        token = ownership.current.set(first[0]) if first else None
+        start = time.perf_counter()
+        outcome = "ok"
+        try:
+            await self.handle_batch(cmds)
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # left in the held record for the next owner, as one command
+            raise
+        except ownership.ShardLost as exc:
+            outcome = "refused"
+            log.warning("%s inbox: a batch of %d refused: %s", self.service, len(cmds), exc)
+        except Exception:
+            outcome = "error"
+            log.exception("%s inbox: a batch of %d failed", self.service, len(cmds))
+            for cmd in cmds:
+                if cmd.get("conn") and cmd.get("type") == "gw.connect":
+                    await publish.reject(cmd["conn"], 1011)
+        finally:
+            elapsed = time.perf_counter() - start
+            for cmd, claimed in zip(cmds, claims, strict=True):
+                label = self._resolve(cmd.get("type", ""), cmd)[0]
+                if outcome != "cancelled":
+                    metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
+                metrics.INBOX_LATENCY.labels(self.service, label).observe(elapsed)
+                if claimed:
+                    future = claimed[1]
+                    if outcome == "cancelled":
+                        future.cancel()
+                    elif not future.done():
+                        future.set_result(outcome)
+            metrics.INBOX_HEARTBEAT.set(time.time())
+            if first:
+                ownership.current.reset(token)
 
     def _resolve(self, kind: str, message: dict):
         if kind == "gw.receive":
@@ -99,9 +202,12 @@ def backlog_reader(inbox: str) -> Callable[[], dict[str, int]]:
     """A function returning {shard number: commands waiting} for the inbox's shards.
 
     channels_redis's core layer keeps a channel's messages in one sorted set per Redis
-    host, named prefix + channel, and a worker takes them off with BZPOPMIN; ZCARD
-    counts them without taking any. A named channel's messages are spread over every
-    layer host (sends go round-robin), so the depth is the sum over the hosts."""
+    host, named prefix + channel; ZCARD counts them without taking any. The shard's
+    owner takes commands ahead into its lanes (switchboard.ownership), keeping each in
+    the shard's held record until it is finished: HLEN counts those, so the gauge is
+    every command not yet handled, wherever it waits. A named channel's messages are
+    spread over every layer host (sends go round-robin), so the depth is the sum over
+    the hosts."""
     config = settings.CHANNEL_LAYERS["inbox"]["CONFIG"]
     prefix = config["prefix"]
     channels = inbox_channels(inbox)
@@ -114,8 +220,10 @@ def backlog_reader(inbox: str) -> Callable[[], dict[str, int]]:
             with client.pipeline(transaction=False) as pipe:
                 for channel in channels:
                     pipe.zcard(prefix + channel)
-                for channel, waiting in zip(channels, pipe.execute(), strict=True):
-                    depths[channel.rsplit(".", 1)[1]] += waiting
+                    pipe.hlen(ownership.held_key(prefix, channel))
+                counts = pipe.execute()
+                for i, channel in enumerate(channels):
+                    depths[channel.rsplit(".", 1)[1]] += counts[2 * i] + counts[2 * i + 1]
         return depths
 
     return read

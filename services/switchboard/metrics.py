@@ -61,7 +61,7 @@ STREAM_GAPS = Counter(
 # -------------------------------------------------------------------- inbox ----
 INBOX_COMMANDS = Counter(
     "switchboard_inbox_commands_total",
-    "Inbox commands handled, by type and outcome (ok, error: the handler raised, unknown: no handler).",
+    "Inbox commands handled, by type and outcome (ok, error: the handler raised, unknown: no handler, shed: a connect refused with 1013, its key's lane over INBOX_LANE_BACKLOG).",
     ["service", "type", "outcome"],
 )
 INBOX_LATENCY = Histogram(
@@ -98,7 +98,7 @@ class InboxBacklog(Collector):
     (the scrape still succeeds; SwitchboardProcessDown and /readyz cover Redis)."""
 
     NAME = "switchboard_inbox_backlog_commands"
-    DOC = "Commands waiting in an inbox shard for its worker (read from Redis at scrape time)."
+    DOC = "Commands of an inbox shard not yet handled: in its queue, or taken by its worker and waiting in a lane or running (read from Redis at scrape time)."
 
     def __init__(self):
         self.sources: dict[str, Callable[[], dict[str, int]]] = {}
@@ -140,6 +140,12 @@ COLLAB_PERSIST_SECONDS = Histogram(
     "switchboard_collab_persist_seconds", "Time to store one document update.", buckets=LATENCY_BUCKETS
 )
 COLLAB_COMPACTIONS = Counter("switchboard_collab_compactions_total", "Update logs folded into a snapshot.")
+COLLAB_AWARENESS_DROPPED = Counter(
+    "switchboard_collab_awareness_dropped_total",
+    "Awareness states not kept nor relayed, by source (yjs, json) and reason (states: the document holds "
+    "COLLAB_AWARENESS_STATES; bytes: over COLLAB_AWARENESS_STATE_BYTES).",
+    ["source", "reason"],
+)
 COLLAB_LIVE_DOCS = Gauge("switchboard_collab_live_documents", "Documents held in memory by this worker.")
 # ----------------------------------------------------------------- dashboard ----
 # trigger: "interval" (the publisher's tick) or "connect" (no fresh snapshot for an
@@ -173,7 +179,9 @@ DASHBOARD_PUBLISH_ERRORS = Counter(
 
 # ------------------------------------------------------ notification / reports ----
 NOTIFICATIONS_CREATED = Counter(
-    "switchboard_notifications_created_total", "Notifications stored, by path (inbox command or REST).", ["via"]
+    "switchboard_notifications_created_total",
+    "Notifications stored, by path (inbox command, staff REST, or the server API: server_api).",
+    ["via"],
 )
 REPORTS = Counter(
     "switchboard_reports_total", "Report tasks by type and final state (completed, failed, retried).", ["type", "state"]

@@ -12,7 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from switchboard.protocol import INBOX_COMMANDS, NotifyCreate
-from switchboard.routes import shard_channel
+from switchboard.routes import command_key, shard_channel
 
 INBOX = INBOX_COMMANDS["notify.create"]
 
@@ -25,7 +25,7 @@ async def send_user_notification_async(user_id: int, title: str, message: str, u
         "message": message,
         "url": url or "",
     }
-    await get_channel_layer("inbox").send(shard_channel(INBOX, str(user_id)), command)
+    await get_channel_layer("inbox").send(shard_channel(INBOX, command_key(command)), command)
 
 
 def send_user_notification(user_id: int, title: str, message: str, url: str = "") -> None:

@@ -2,8 +2,8 @@
 
 Paths and path parameters come from the service's URLconf (a Django converter's regex
 is the parameter's pattern), and every operation from the `@api` decorator of its
-view (switchboard.http.Endpoint): the methods, whether a bearer token or staff is
-required, the pydantic models of the body and query string, and the statuses the
+view (switchboard.http.Endpoint): the methods, whether a bearer token, staff or an
+API key of a scope (the `apiKey` scheme) is required, the pydantic models of the body and query string, and the statuses the
 view declares. Nothing is written twice, so the document cannot disagree with the
 code; tests-e2e/faults/test_openapi.py drives every operation with schemathesis.
 
@@ -24,6 +24,7 @@ from django.urls.converters import IntConverter
 from pydantic import BaseModel
 
 from switchboard.http import BODY_METHODS, Endpoint, json_response
+from switchboard.routes import MAX_BODY_BYTES
 
 ERROR = {
     "type": "object",
@@ -32,6 +33,8 @@ ERROR = {
 }
 # Statuses the decorator itself answers with, by the Endpoint field that causes them.
 BAD_INPUT = "invalid body or query parameter"
+RATE_LIMITED = "this API key's rate limit is spent; see Retry-After"
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 
 
 def _hoist(schema: dict, components: dict) -> dict:
@@ -81,7 +84,16 @@ def _operation(method: str, ep: Endpoint, path_params: list[dict], components: d
             schema = _hoist(copy.deepcopy(ep.body_schema), components)
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
         statuses.setdefault(400, BAD_INPUT)
-    if ep.auth:
+        # Answered by the proxy before the service sees it (routes.MAX_BODY_BYTES).
+        statuses.setdefault(413, f"the body is over the proxy's limit of {MAX_BODY_BYTES} bytes")
+    if ep.key_scope is not None:
+        # The shop's back end: an API key (apikeys.py), never a user's token.
+        op["security"] = [{"apiKey": []}]
+        statuses.setdefault(401, "no valid API key (unknown, revoked, or a user token)")
+        statuses.setdefault(403, f"this API key has no {ep.key_scope!r} scope")
+        statuses.setdefault(429, RATE_LIMITED)
+        statuses.setdefault(503, "the API key store is unreachable; retry")
+    elif ep.auth:
         statuses.setdefault(401, "no valid bearer token")
     else:
         op["security"] = []
@@ -93,10 +105,13 @@ def _operation(method: str, ep: Endpoint, path_params: list[dict], components: d
 
 def _response(status: int, text: str) -> dict:
     if status >= 400:
-        return {
+        response = {
             "description": text,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
+        if text == RATE_LIMITED:
+            response["headers"] = RETRY_AFTER
+        return response
     if text.startswith("file:"):  # a download: whatever type the file has
         return {"description": text[5:].strip(), "content": {"*/*": {"schema": {}}}}
     return {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -126,7 +141,16 @@ def build(urlconf: str, title: str, description: str = "") -> dict:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                # The server API's: the shop's back end sends `Authorization: Bearer sbk_...`.
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "sbk_<key id>_<secret>",
+                    "description": "An API key of the shop's back end (docs/server-api.md), scoped by capability.",
+                },
+            },
         },
         "security": [{"bearer": []}],
     }

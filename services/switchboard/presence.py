@@ -102,6 +102,15 @@ class Presence:
         expires = await self.redis.zscore(PREFIX + topic, member.encode())
         return expires is not None and expires > time.time()
 
+    async def live(self, topic: str, members: list[Member]) -> list[bool]:
+        """Which of these connections are live in the topic: one ZMSCORE for all of them
+        (a storm's connects into a room are checked in one command, not one each)."""
+        if not members:
+            return []
+        scores = await self.redis.zmscore(PREFIX + topic, [m.encode() for m in members])
+        now = time.time()
+        return [score is not None and score > now for score in scores]
+
     async def conns(self, topic: str) -> set[str]:
         """Connection ids live in a topic (the sweeper's read: once per heartbeat)."""
         key = PREFIX + topic

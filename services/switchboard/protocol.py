@@ -60,7 +60,8 @@ class Typing(ClientFrame):
 # The seed's JSON protocol for simple clients (?protocol=json). Positions count UTF-16
 # code units, as JavaScript strings and Yjs do, so a browser's selectionStart is a
 # position as is. Yjs clients speak the binary sync+awareness protocol instead.
-CollabPosition = Annotated[int, Field(ge=0, le=10_000_000)]
+COLLAB_POSITION_MAX = 10_000_000
+CollabPosition = Annotated[int, Field(ge=0, le=COLLAB_POSITION_MAX)]
 
 
 class CollabEdit(ClientFrame):
@@ -139,6 +140,9 @@ class ChatEntry(TypedDict):
     message: str
     timestamp: str
     client_id: NotRequired[str]
+    # A system message (the shop's back end, POST /api/chat/rooms/<slug>/system-messages/):
+    # `user` is the name it was posted under, and no user wrote it.
+    system: NotRequired[bool]
 
 
 class History(TypedDict):
@@ -504,10 +508,14 @@ class GwSend(TypedDict):
 
 
 class GwClose(TypedDict):
-    """service -> conn: close the socket with a code."""
+    """service -> conn: close the socket with a code. Sent to a group with `user`:
+    close every socket of that user in the group, on every gateway (collab: a revoked
+    role). In the group's own stream, so a frame published to the group after it never
+    reaches those sockets (one pub/sub channel keeps its order)."""
 
     type: Literal["gw.close"]
     code: int
+    user: NotRequired[int]
 
 
 GW_TO_SERVICE = ("gw.connect", "gw.receive", "gw.disconnect")
@@ -529,5 +537,18 @@ class NotifyCreate(TypedDict):
     url: str
 
 
+class ChatSystem(TypedDict):
+    """chat's HTTP face (the server API) -> chat inbox, on the room's shard: store a system
+    message with the room's next seq (once per `client_id`), broadcast it like any message,
+    then push {"ok", "message"} or {"ok": false, "error"} to the Redis list `reply_to`."""
+
+    type: Literal["chat.system"]
+    room: str
+    message: str
+    user: str
+    client_id: str
+    reply_to: str
+
+
 # command type -> the service whose inbox takes it
-INBOX_COMMANDS: dict[str, str] = {"notify.create": "notification"}
+INBOX_COMMANDS: dict[str, str] = {"notify.create": "notification", "chat.system": "chat"}

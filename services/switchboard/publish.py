@@ -17,13 +17,17 @@ def _layer():
     return get_channel_layer()
 
 
-async def send_to_conn(conn: str, text: str | None = None, data: bytes | None = None) -> None:
-    message: GwSend = {"type": "gw.send"}
+def _gw_send(message: GwSend, text: str | None, data: bytes | None) -> GwSend:
+    """`message` (a gw.send) carrying `text` and/or `data` (bytes), as the gateway reads them."""
     if text is not None:
         message["text"] = text
     if data is not None:
         message["bytes"] = data
-    await _layer().send(conn, message)
+    return message
+
+
+async def send_to_conn(conn: str, text: str | None = None, data: bytes | None = None) -> None:
+    await _layer().send(conn, _gw_send({"type": "gw.send"}, text, data))
 
 
 async def send_to_group(
@@ -38,11 +42,7 @@ async def send_to_group(
     exclude_user: int | None = None,
 ) -> None:
     # `group` lets the gateway match `seq` against the watermark it got on accept.
-    message: GwSend = {"type": "gw.send", "group": group}
-    if text is not None:
-        message["text"] = text
-    if data is not None:
-        message["bytes"] = data
+    message = _gw_send({"type": "gw.send", "group": group}, text, data)
     if seq is not None:
         message["seq"] = seq
     if part:
@@ -85,9 +85,17 @@ async def close(conn: str, code: int) -> None:
     await _layer().send(conn, message)
 
 
+async def close_user(group: str, user_id: int, code: int) -> None:
+    """Close every socket of `user_id` in `group`, on every gateway, in the group's order:
+    nothing the group is sent after this reaches them (protocol.GwClose)."""
+    message: GwClose = {"type": "gw.close", "code": int(code), "user": int(user_id)}
+    await _layer().group_send(group, message)
+
+
 async def send_error(conn: str, code: str, message: str) -> None:
     await send_to_conn(conn, error_frame(code, message))
 
 
 send_to_group_sync = async_to_sync(send_to_group)
 send_to_conn_sync = async_to_sync(send_to_conn)
+close_user_sync = async_to_sync(close_user)

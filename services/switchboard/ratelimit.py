@@ -1,4 +1,4 @@
-"""Rate limits: a token bucket per connection (in process) and per user (in Redis).
+"""Rate limits: a token bucket per connection (in process), per user and per API key (in Redis).
 
 The per-user bucket is one Lua script, so reading, refilling and spending happen
 atomically in Redis and two gateway processes share one budget (the seed's
@@ -91,3 +91,18 @@ def connection_rate(route) -> tuple[float, float]:
     rate = route.rate_per_second * scale if route.rate_per_second else env_float("RATE_CONN_PER_SECOND")
     burst = route.rate_burst * scale if route.rate_burst else env_float("RATE_CONN_BURST")
     return rate, burst
+
+
+class SyncRedisTokenBucket:
+    """RedisTokenBucket for blocking code (the REST views' per-API-key limit): the same
+    script, so the same bucket semantics, on a redis-py blocking client."""
+
+    def __init__(self, redis, rate: float, burst: float, prefix: str = "sb:rate:"):
+        self.rate = rate
+        self.burst = burst
+        self.prefix = prefix
+        self._script = redis.register_script(TOKEN_BUCKET_LUA)
+
+    def take(self, key: str, cost: float = 1) -> Decision:
+        allowed, wait = self._script(keys=[self.prefix + key], args=[self.rate, self.burst, cost])
+        return Decision(bool(int(allowed)), float(wait))

@@ -18,7 +18,7 @@ import re
 import tomllib
 import zlib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from switchboard.config import ROOT, env, env_int
@@ -82,6 +82,16 @@ class HttpRoute:
     service: str
     websocket: bool = False
     staff_only: bool = False
+    # Paths under the prefix that only the deployment's own processes reach, on the
+    # server's port (Flower's metrics for Prometheus, its health check for the probes):
+    # every proxy refuses them from outside, whoever asks.
+    internal: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "internal", tuple(self.internal))
+        for path in self.internal:
+            if not path.startswith(self.prefix) or path == self.prefix:
+                raise ValueError(f"route {self.prefix}: internal path {path!r} is not under its prefix")
 
 
 @dataclass(frozen=True)
@@ -153,8 +163,35 @@ class Match:
 
     def inbox_channel(self, user_id: int) -> str:
         """The inbox shard for this connection: one key always maps to one shard."""
-        key = str(user_id) if self.route.shard_by == "user" else str(self.params.get(self.route.shard_by, ""))
-        return shard_channel(self.route.inbox, key)
+        return shard_channel(self.route.inbox, shard_key(self.route, self.params, user_id))
+
+
+def shard_key(route: WebSocketRoute, params: dict, user_id: int | None) -> str:
+    """The key a connection's commands are sharded by: its room, document or user."""
+    return str(user_id) if route.shard_by == "user" else str(params.get(route.shard_by, ""))
+
+
+# Commands services send each other, and the field each is sharded by (switchboard/notify.py,
+# chat/views.py system_messages): its lane is the one of the same key's gw.* commands.
+COMMAND_KEYS = {"notify.create": "user_id", "chat.system": "room"}
+
+
+def command_key(command: dict) -> str | None:
+    """The key a command on an inbox was sharded by, as its sender computed it: a gw.*
+    command's from its route (shard_key), another service's from COMMAND_KEYS. The
+    shard's owner runs the commands of one key in order and of different keys side by
+    side (switchboard/ownership.py); None (a command it cannot tell) runs in one
+    shared lane, in order with every other such command."""
+    route_name = command.get("route")
+    if route_name:
+        route = load().websocket_by_name().get(route_name)
+        if route is None:
+            return None
+        return shard_key(route, command.get("params") or {}, (command.get("user") or {}).get("id"))
+    field_name = COMMAND_KEYS.get(command.get("type", ""))
+    if field_name is None or field_name not in command:
+        return None
+    return str(command[field_name])
 
 
 @dataclass(frozen=True)
@@ -169,6 +206,13 @@ class RouteTable:
             if m:
                 return Match(route, {k: route.types[k].convert(v) for k, v in m.groupdict().items()})
         return None
+
+    def websocket_by_name(self) -> dict[str, WebSocketRoute]:
+        return self._by_name
+
+    @cached_property
+    def _by_name(self) -> dict[str, WebSocketRoute]:
+        return {r.name: r for r in self.websocket}
 
     def services(self) -> list[str]:
         return sorted({r.service for r in self.http})

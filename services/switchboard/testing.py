@@ -1,14 +1,18 @@
-"""Test tools that ship with the code: a real Redis per test session, on a free port.
+"""Test tools that ship with the code: a real Redis per test session, on a free port,
+and a throwaway PostgreSQL cluster.
 
 Service conftests import these fixtures. `redis_url` points REDIS_URL at the session's
 server and empties it before each test; `channel_layers` also points Django's
 CHANNEL_LAYERS there (channels rebuilds its layers when the setting changes).
+`postgres` is a cluster of the session (Debian's PostgreSQL 15 binaries): a test asks it
+for a database of its own (`postgres.create_db(name)`); the fault campaign's
+tests-e2e/faults/pg.py starts its own the same way (switchboard/pgcluster.py, which
+`bench/run.py --db postgres` uses too).
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,13 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from switchboard.pgcluster import PG_BIN, PostgresCluster, free_port, postgres_missing
 from switchboard.settings_base import channel_layers as layers_config
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["PG_BIN", "PostgresCluster", "free_port", "postgres_missing"]  # re-exported: tests import them from here
 
 
 def start_redis(port: int, directory: str) -> subprocess.Popen:
@@ -148,3 +149,37 @@ def redis_sentinel(tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://unused-with-sentinels/0")  # db 0; the host is the Sentinel's answer
     yield setup
     setup.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL cluster for the session (make deps installs the binaries)."""
+    missing = postgres_missing()
+    if missing:
+        pytest.fail(f"this test needs {missing}: run deploy/system-deps.sh (make deps)")
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+def make_api_key(*scopes: str, name: str = "test key") -> str:
+    """A server-API key with `scopes`, in the index of the Redis REDIS_URL names now (a
+    service's tests have no ws-gateway database; ws_gateway/apikeystore.py writes the
+    same entry). Returns the `Authorization` header's value."""
+    from switchboard import apikeys
+
+    apikeys.reset()
+    key_id, key = apikeys.new_key()
+    apikeys.publish_record(apikeys.digest(key), apikeys.KeyRecord(key_id, name, tuple(scopes)))
+    return f"Bearer {key}"
+
+
+@pytest.fixture
+def directory_down(monkeypatch):
+    """ws-gateway's user directory (switchboard.users) does not answer: SERVICE_URLS
+    points at a port nothing listens on, and the process's client is a new one."""
+    from switchboard import users
+
+    monkeypatch.setenv("SERVICE_URLS", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(users, "_http", None)

@@ -6,18 +6,26 @@ GET  /api/auth/me/             who the bearer or session is
 GET  /api/auth/check-staff/    200 staff, 401 anonymous, 403 other (nginx auth_request)
 GET  /api/auth/users/?username=<name>   staff: that user's id (404 if none)
 GET  /api/auth/stats/          staff: {"total_users": n}
+POST /api/auth/subjects/ {"sub", "name"?}  services only: the local user of a shop
+     subject, made on first sight (ws_gateway/shopusers.py)
+GET  /api/auth/api-keys/       staff (bearer): the shop's API keys, newest first
+POST /api/auth/api-keys/ {"name", "scopes"}  staff (bearer): 201 a new key, shown once
+POST /api/auth/api-keys/<key id>/revoke/     staff (bearer): refused everywhere from now
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.contrib.auth import authenticate, get_user_model
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
-from switchboard import tokens
+from switchboard import apikeys, tokens
 from switchboard.config import env_int
 from switchboard.http import api, bearer_identity, json_error, json_response
-from ws_gateway import clientip, throttle
+from ws_gateway import apikeystore, clientip, shopusers, throttle
 
 
 class Credentials(BaseModel):
@@ -31,6 +39,18 @@ class UserQuery(BaseModel):
     username: str = Field(default="", max_length=150)
 
 
+class Subject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sub: str = Field(min_length=1, max_length=shopusers.MAX_SUB)
+    name: str | None = Field(default=None, max_length=shopusers.MAX_USERNAME)
+
+
+class NewApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=apikeystore.MAX_NAME, pattern=r"\S")
+    scopes: list[Literal[apikeys.SCOPES]] = Field(min_length=1, max_length=len(apikeys.SCOPES))
+
+
 # Every view but token() takes a bearer token or the web UI's session cookie, so the
 # decorator does not require a token (auth=False) and each view says who may ask.
 STAFF = {401: "no valid token or session", 403: "staff only"}
@@ -42,7 +62,8 @@ def _token_body(identity: tokens.Identity) -> dict:
 
 
 def _identity(request) -> tokens.Identity | None:
-    bearer = bearer_identity(request)
+    # @api has verified the bearer already (a shop token's subject mapped once per request).
+    bearer = request.identity if hasattr(request, "identity") else bearer_identity(request)
     if bearer:
         return bearer
     user = request.user
@@ -127,3 +148,60 @@ def stats(request):
     if identity is None or not identity.is_staff:
         return json_error(401 if identity is None else 403, "forbidden", "staff only")
     return json_response({"total_users": get_user_model().objects.filter(is_active=True).count()})
+
+
+@csrf_exempt  # bearer only: a service token, never a cookie
+@api(
+    ["POST"],
+    body=Subject,
+    responses={"POST": {200: "the subject's local user", 403: "service tokens only"}},
+)
+def subjects(request, data: Subject):
+    """The local user of a shop subject (the shop's user id), made when never seen."""
+    # Only another Switchboard service (a service token, sub 0) maps subjects: a user,
+    # even staff, must not mint local users for arbitrary shop ids.
+    if request.identity.id != tokens.SERVICE_USER_ID:
+        return json_error(403, "forbidden", "service tokens only")
+    identity = shopusers.resolve(data.sub, data.name, rename=False)
+    return json_response(identity.as_dict())
+
+
+KEY_STORE_DOWN = "the key index (Redis) is unreachable; nothing changed"
+
+
+@csrf_exempt  # bearer only: a staff token, never a cookie
+@api(
+    ["GET", "POST"],
+    staff=True,
+    body=NewApiKey,
+    responses={
+        "GET": {200: "every API key (never the key itself), newest first"},
+        "POST": {201: "the new key: `key` is shown this once", 503: KEY_STORE_DOWN},
+    },
+)
+def api_keys(request, data: NewApiKey | None = None):
+    """The shop's API keys: list them, or make one (shown once)."""
+    if request.method == "GET":
+        return json_response({"keys": [k.as_dict() for k in apikeystore.listing()]})
+    try:
+        row, key = apikeystore.create(data.name, data.scopes, created_by=request.identity.username)
+    except RedisError:
+        return json_error(503, "key_store_unavailable", KEY_STORE_DOWN)
+    return json_response({**row.as_dict(), "key": key}, status=201)
+
+
+@csrf_exempt  # bearer only
+@api(
+    ["POST"],
+    staff=True,
+    responses={"POST": {200: "revoked: refused by every service from now", 404: "no such key", 503: KEY_STORE_DOWN}},
+)
+def revoke_api_key(request, key_id: str):
+    """Revoke an API key at once, in every service."""
+    try:
+        row = apikeystore.revoke(key_id)
+    except RedisError:
+        return json_error(503, "key_store_unavailable", KEY_STORE_DOWN)
+    if row is None:
+        return json_error(404, "not_found", "no such API key")
+    return json_response(row.as_dict())

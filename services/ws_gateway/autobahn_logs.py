@@ -5,6 +5,10 @@ call (hltype/hlval, which style text with click) before the logger decides to dr
 about a tenth of ws-gateway's CPU when fanning out to 1,000 sockets
 (bench/profiles/gateway-fanout1000-after.txt). The helpers only decorate log text, so
 autobahn's websocket module gets plain ones. Installed once, by ws_gateway.asgi.
+
+Upstream gap: autobahn builds debug-log arguments before the level check; no upstream
+issue was found (searched crossbario/autobahn-python for hltype/hlval and debug-log
+cost).
 """
 
 from __future__ import annotations

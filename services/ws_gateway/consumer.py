@@ -312,6 +312,9 @@ class GatewayConsumer(AsyncConsumer):
         await self.close(int(message.get("code", CloseCode.FORBIDDEN)), "rejected")
 
     async def gw_close(self, message):
+        user = message.get("user")
+        if user is not None and user != self.identity.id:
+            return  # a group close for another user's sockets (collab: a revoked role)
         await self.close(int(message.get("code", CloseCode.NORMAL)), "closed_by_service")
 
     async def gw_send(self, message):

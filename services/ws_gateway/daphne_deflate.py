@@ -7,6 +7,11 @@ zlib state per socket (ARCHITECTURE.md "Pitfalls"), against about 30 KB for a wh
 idle socket without it (docs/performance.md): enable it only where bandwidth is
 scarcer than memory. Installed once, by ws_gateway.asgi, before daphne builds its
 factory.
+
+Upstream gap: daphne#236 ("Add way to pass custom options to WebSocketServerFactory",
+closed: the maintainer would rather make the factory overridable),
+https://github.com/django/daphne/issues/236, and the open pull request daphne#331
+("Allow to accept websocket extensions"), https://github.com/django/daphne/pull/331.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """What daphne holds per WebSocket, made smaller. Installed once, by ws_gateway.asgi.
 
+Upstream gap: autobahn-python#640 ("Reduce WebSocket connection memory footprint",
+open), https://github.com/crossbario/autobahn-python/issues/640; for daphne's
+asyncio.Queue per connection no upstream issue was found.
+
 Measured with tracemalloc on a gateway holding 1,000+ idle sockets
 (bench/results/hot-path-changes.md), two things daphne and autobahn allocate per socket that need not be:
 

@@ -2,9 +2,12 @@
 
 daphne writes every frame into Twisted's transport buffer, which grows without bound
 when the client stops reading (nginx and the kernel buffer first, then the gateway's
-heap). The channel layer's local queues are unbounded too (channels_redis#276), so a
-room broadcast to one stuck socket would grow the process until it dies, taking every
-other socket of the process with it.
+heap): daphne#170 ("TCP bufferbloat if WebSocket server keeps pushing data quickly to
+a slow client", open), https://github.com/django/daphne/issues/170. The channel
+layer's local per-channel queues have no bound either (django/channels#1361,
+https://github.com/django/channels/issues/1361), so a room broadcast to one stuck
+socket would grow the process until it dies, taking every other socket of the process
+with it.
 
 Before each send this checks the bytes still held for the client (Twisted's
 FileDescriptor keeps them in `dataBuffer` + `_tempDataLen`, the kernel in the socket's
@@ -13,6 +16,16 @@ WS_SEND_BUFFER_BYTES the frame is dropped and the socket is closed with 4008
 (SLOW_CONSUMER): the client reconnects with `?since=` and gets what it missed from the
 service's history, so nothing acknowledged is lost, and the process keeps at most
 about WS_SEND_BUFFER_BYTES plus one frame per socket. Installed once, by ws_gateway.asgi.
+
+A frame for a socket that is already closing is dropped here too. autobahn takes a
+client's close frame (or drops the connection) at once, but the consumer hears of it
+only when daphne's `websocket.disconnect` reaches it, behind whatever it was already
+handling: a pong for a ping that came in the same packet as the close, the frames of a
+gw.accept, a broadcast. Sent, autobahn raised `Disconnected: Attempt to send on a
+closed protocol`, which ended the consumer before its disconnect cleanup (the socket
+stayed counted against its user's cap, its presence stayed) with a traceback in the
+log: dozens in make faults' reconnect storms. The client gets what it missed when it
+reconnects, as after any close.
 
 Asking the kernel costs a system call, and once per frame it was 7 % of a broadcast
 (bench/profiles). What is held can only grow by what is written, so each socket keeps
@@ -58,9 +71,15 @@ FRAME_OVERHEAD = 16
 def admit(self, size: int) -> bool:
     """May `size` more bytes be written to this socket? False: it is closing (4008) for
     holding more than WS_SEND_BUFFER_BYTES unread, and the frame is dropped."""
+    # The consumer's direct group path calls this whether or not install() ran; with the
+    # patch off (WS_PATCHES_DISABLE, the bench's "off") there is no limit and no
+    # per-socket state: every frame goes, as daphne sends it. Our own attribute, set by
+    # install(): no upstream name is read with a default here.
+    limit = getattr(self.factory, "switchboard_send_limit", None)
+    if limit is None:
+        return True
     if self._switchboard_slow:
         return False  # closing: drop, the client re-reads history on reconnect
-    limit = self.factory.switchboard_send_limit
     bound = self._switchboard_bound + size + FRAME_OVERHEAD
     if bound > limit and self.transport is not None:
         held = buffered_bytes(self.transport)
@@ -80,6 +99,8 @@ def admit(self, size: int) -> bool:
 
 
 def _server_send(self, content, binary=False):
+    if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+        return  # closing: the consumer's disconnect is on its way (see above)
     # UTF-8 takes at most 4 bytes a character: an upper bound without encoding twice.
     if admit(self, len(content) if binary else 4 * len(content)):
         _original(self, content, binary)

@@ -13,6 +13,12 @@ On SIGTERM (Kubernetes' pod termination, supervisord's stop, a rolling deploy):
 The whole drain takes at most DRAIN_SECONDS plus daphne's own stop, well inside
 Kubernetes' terminationGracePeriodSeconds (k8s tests hold that) and supervisord's
 stopwaitsecs (10 s).
+
+Upstream gap: daphne#38 ("SIGTERM should gracefully close websockets",
+https://github.com/django/daphne/issues/38) was closed in 2016 as done by Twisted; but
+Twisted's SIGTERM handler stops the reactor at once, which drops every TCP connection
+without a close frame (the client sees 1006), with no /readyz step that takes the
+process out of the load balancer's rotation first.
 """
 
 from __future__ import annotations
@@ -82,33 +88,39 @@ def install() -> None:
     "after startup" trigger, and calls Twisted's when the drain is done."""
     if "twisted.internet.reactor" not in sys.modules:
         return  # not under daphne (tests, management commands)
-    from twisted.internet import reactor, tcp
+    from twisted.internet import reactor
 
-    def take_over() -> None:
-        twisted_handler = signal.getsignal(signal.SIGTERM)
-        loop = asyncio.get_event_loop()
-        started = False
+    reactor.addSystemEventTrigger("after", "startup", take_over, reactor)
 
-        def on_sigterm(signum, frame):
-            nonlocal started
-            if started:  # a second SIGTERM: stop now
-                return twisted_handler(signum, frame) if callable(twisted_handler) else None
-            started = True
 
-            async def run():
-                for reader in list(reactor.getReaders()):
-                    if isinstance(reader, tcp.Port):
-                        reader.stopListening()
-                try:
-                    await drain()
-                finally:
-                    if callable(twisted_handler):
-                        twisted_handler(signum, None)
-                    else:
-                        reactor.stop()
+def take_over(reactor) -> None:
+    """Replace the SIGTERM handler `reactor` installed with the drain: stop listening
+    (every tcp.Port among the reactor's readers), drain(), then call the replaced
+    handler. A second SIGTERM calls it at once."""
+    from twisted.internet import tcp
 
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(run()))
+    twisted_handler = signal.getsignal(signal.SIGTERM)
+    loop = asyncio.get_event_loop()
+    started = False
 
-        signal.signal(signal.SIGTERM, on_sigterm)
+    def on_sigterm(signum, frame):
+        nonlocal started
+        if started:  # a second SIGTERM: stop now
+            return twisted_handler(signum, frame) if callable(twisted_handler) else None
+        started = True
 
-    reactor.addSystemEventTrigger("after", "startup", take_over)
+        async def run():
+            for reader in list(reactor.getReaders()):
+                if isinstance(reader, tcp.Port):
+                    reader.stopListening()
+            try:
+                await drain()
+            finally:
+                if callable(twisted_handler):
+                    twisted_handler(signum, None)
+                else:
+                    reactor.stop()
+
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(run()))
+
+    signal.signal(signal.SIGTERM, on_sigterm)

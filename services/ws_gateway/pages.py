@@ -8,6 +8,8 @@ logout is a POST (with the CSRF token). Any other method is 405, whoever asks
 
 from __future__ import annotations
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -64,6 +66,10 @@ def collab_documents(request):
     return render(request, "ws_gateway/collab_documents.html", {})
 
 
+# CodeMirror 6 writes style attributes (tab-size on .cm-content, y-codemirror's remote
+# caret and selection colours), which style-src 'self' blocks; on this page only, inline
+# styles are allowed. Scripts stay 'self' only: a style cannot run code.
+@csp_update({"style-src": [UNSAFE_INLINE]})
 @require_safe
 @login_required
 def collab_editor(request, doc: int):

@@ -1,4 +1,4 @@
-"""Every change ws-gateway makes to daphne, autobahn, Twisted and channels_redis, checked
+"""Every change ws-gateway makes to daphne, autobahn, Twisted, channels_redis and redis-py, checked
 before any is made.
 
 ws-gateway replaces methods and reads private names of those libraries
@@ -19,13 +19,15 @@ re-read each patch against the new upstream code.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from switchboard.config import ROOT
+from switchboard.config import ROOT, env_list
 
+log = logging.getLogger(__name__)
 LOCK = ROOT / "requirements.lock"
 
 
@@ -94,6 +96,8 @@ PATCHES: tuple[Patch, ...] = (
         (
             "daphne.ws_protocol:WebSocketProtocol.serverSend",
             "daphne.ws_protocol:WebSocketProtocol.sendCloseFrame",
+            "daphne.ws_protocol:WebSocketProtocol.STATE_CLOSING",
+            "daphne.ws_protocol:WebSocketProtocol.STATE_CLOSED",
             "daphne.ws_protocol:WebSocketFactory",
             # Read on the transport to bound what one slow client holds (a default
             # of 0 there would hide a rename: this check is what catches it).
@@ -103,14 +107,27 @@ PATCHES: tuple[Patch, ...] = (
     ),
     Patch(
         "layers",
-        ("channels_redis", "channels"),
+        ("channels_redis", "channels", "redis"),
         (
             "channels_redis.pubsub:RedisPubSubChannelLayer",
             "channels_redis.pubsub:RedisPubSubLoopLayer._subscribe_to_channel",
             "channels_redis.pubsub:RedisPubSubLoopLayer._get_shard",
+            "channels_redis.pubsub:RedisSingleShardConnection.subscribe",
+            "channels_redis.pubsub:RedisSingleShardConnection.unsubscribe",
+            "channels_redis.pubsub:RedisSingleShardConnection._ensure_redis",
+            "channels_redis.pubsub:RedisSingleShardConnection._ensure_receiver",
             "channels_redis.pubsub:RedisSingleShardConnection._do_receiving",
             "channels_redis.pubsub:RedisSingleShardConnection._receive_message",
             "channels_redis.utils:_wrap_close",
+            "channels_redis.utils:create_pool",
+            # The pub/sub connection that only the receive task connects and reads.
+            "redis.asyncio.client:PubSub.execute_command",
+            "redis.asyncio.client:PubSub._execute",
+            "redis.asyncio.client:PubSub._normalize_keys",
+            "redis.asyncio.client:PubSub.connect",
+            "redis.asyncio.client:PubSub.on_connect",
+            "redis.asyncio.connection:AbstractConnection.send_command",
+            "redis.asyncio.connection:AbstractConnection.is_connected",
             "autobahn.websocket.protocol:PreparedMessage",
         ),
         installs=False,
@@ -178,12 +195,31 @@ def problems(lock: Path | None = None, installed=metadata.version) -> list[str]:
     return found
 
 
+def disabled() -> frozenset[str]:
+    """WS_PATCHES_DISABLE: the patches not to install, for the bench only (what each one
+    buys is measured with it off, docs/performance.md). A name that is no patch is an
+    error: a typo must not measure "off" against an unchanged server."""
+    names = frozenset(env_list("WS_PATCHES_DISABLE"))
+    switchable = {p.module for p in PATCHES if p.installs}
+    unknown = sorted(names - switchable)
+    if unknown:
+        raise SystemExit(
+            f"ws-gateway will not start: WS_PATCHES_DISABLE names {', '.join(unknown)}; "
+            f"patches that can be switched off: {', '.join(sorted(switchable))}"
+        )
+    return names
+
+
 def install() -> None:
-    """Check every patch against the installed libraries, then install them all; refuse
-    to start (SystemExit naming each mismatch) rather than run half-patched."""
+    """Check every patch against the installed libraries, then install them all (but
+    those WS_PATCHES_DISABLE names); refuse to start (SystemExit naming each mismatch)
+    rather than run half-patched."""
     found = problems()
     if found:
         raise SystemExit("ws-gateway will not start: " + "; ".join(found))
+    off = disabled()
+    if off:
+        log.warning("ws-gateway: library patches off (WS_PATCHES_DISABLE, bench only): %s", ", ".join(sorted(off)))
     for patch in PATCHES:
-        if patch.installs:
+        if patch.installs and patch.module not in off:
             importlib.import_module(f"ws_gateway.{patch.module}").install()

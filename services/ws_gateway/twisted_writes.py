@@ -9,6 +9,10 @@ transports try the send first; this does the same for daphne's plain-TCP connect
 when their buffer is empty, and hands anything unsent, every error and every other case
 (TLS, a closing connection, data already queued) to Twisted's own write unchanged.
 Installed once, by ws_gateway.asgi.
+
+Upstream gap: Twisted's transports never write in write(), twisted/twisted#5303
+("Default transport implementation doesn't write out bytes immediately", open since
+2011): https://github.com/twisted/twisted/issues/5303
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ the handshake completes. A client that sends no Origin is not a browser: it must
 a token, since a cookie alone proves nothing about who holds it. Tokens are accepted,
 in this order, from `Authorization: Bearer`, the subprotocol pair ["bearer", <token>]
 (what browsers can send), and the seed's `?token=` query parameter; the session cookie
-of the web UI comes last. The query string is never logged.
+of the web UI comes last. The query string is never logged. A token is a Switchboard
+token or one the shop's back end minted (tokens.verify_async, the one check).
 
 A socket lives no longer than what let it in: a token's socket is closed at its `exp`
 plus TOKEN_EXPIRY_GRACE_SECONDS (4001: refresh the token and reconnect), a session's
@@ -105,7 +106,8 @@ def sessions_ended(session_keys: set[str]) -> set[str]:
 
 
 def token_expiry(token: str) -> float:
-    """The `exp` of a token tokens.verify() has just accepted (signature checked)."""
+    """The `exp` of a token tokens.verify() has just accepted (signature checked): a
+    Switchboard or a shop token."""
     return float(jwt.decode(token, options={"verify_signature": False})["exp"])
 
 
@@ -113,7 +115,7 @@ async def read_handshake(scope) -> Handshake:
     headers = headers_of(scope)
     origin = headers.get("origin")
     token, subprotocol = _token_from(scope, headers)
-    identity = tokens.verify(token) if token else None
+    identity = await tokens.verify_async(token) if token else None
     if identity is not None:
         return Handshake(origin, identity, subprotocol, expires_at=token_expiry(token))
     if token is None and origin is not None:

@@ -8,10 +8,12 @@ document, a notification, a report, an order, a chat room with messages. bob has
 document, a room and an order of his own, so a query that names "the other" object has
 something to name, and so an answer to alice that lists bob's data is seen.
 
-Identities: alice (the owner), bob (another user), staff (admin), and three anonymous
-ones that must all be treated as nobody: none, expired (a token past its exp, or a
-session that was logged out) and bad_signature (a token signed with another key, or a
-forged session id).
+Identities: alice (the owner), bob (another user), shop (another user, signed in with a
+token the shop's back end minted, issue 18: a user of the shop's own with nothing in
+Switchboard, and no session here, since they log in at the shop), staff (admin), and
+three anonymous ones that must all be treated as nobody: none, expired (a token past its
+exp, or a session that was logged out) and bad_signature (a token signed with another
+key, or a forged session id).
 
 Carriers, how the identity travels:
 * header          `Authorization: Bearer <token>`
@@ -22,8 +24,10 @@ Carriers, how the identity travels:
 * cookie_foreign  the same from a foreign Origin (another site's page)
 
 Reading a row: `who(alice=..., bob=..., staff=..., anon=...)` is the outcome for each
-identity when the identity reaches the endpoint (its carrier is one the row `takes`).
-A carrier the row does not take carries nobody: the outcome is `anon`'s.
+identity when the identity reaches the endpoint (its carrier is one the row `takes`);
+shop's is bob's (no row names an object of bob's that bob alone may use).
+A carrier the row does not take carries nobody: the outcome is `anon`'s, and so is a
+session carrier for shop (it has no session).
 Rules that hold for every row, so the rows need not repeat them:
 * a method a row does not list is 405 for everyone (`takes` notwithstanding);
 * `csrf` rows (ws-gateway's views: the web UI's pages and the session-aware auth API;
@@ -47,8 +51,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-IDENTITIES = ("alice", "bob", "staff", "none", "expired", "bad_signature")
+IDENTITIES = ("alice", "bob", "shop", "staff", "none", "expired", "bad_signature")
 ANON = ("none", "expired", "bad_signature")
+SESSIONLESS = ("shop",)  # signed in by a token only: a session carrier carries nobody
 HTTP_CARRIERS = ("header", "query", "cookie", "cookie_foreign")
 WS_CARRIERS = ("header", "query", "subprotocol", "cookie", "cookie_foreign")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -67,13 +72,21 @@ ALICE_OBJECTS = ("doc", "notification", "report", "order", "room")
 SEES = {
     "alice": frozenset(ALICE_OBJECTS),
     "bob": frozenset({"room", "bob_doc", "bob_order"}),
+    "shop": frozenset({"room"}),
     "staff": frozenset({"order", "room", "bob_order"}),
     **{a: frozenset() for a in ANON},
 }
 
 
 def who(*, alice, bob, staff, anon) -> dict[str, object]:
-    return {"alice": alice, "bob": bob, "staff": staff, **{a: anon for a in ANON}}
+    return {"alice": alice, "bob": bob, "shop": bob, "staff": staff, **{a: anon for a in ANON}}
+
+
+def carried(identity: str, carrier: str, takes: frozenset) -> str:
+    """Who reaches the endpoint: `identity`, or "none" when its carrier carries nobody."""
+    if carrier not in takes or (carrier in SESSION and identity in SESSIONLESS):
+        return "none"
+    return identity
 
 
 def users(outcome, anon) -> dict[str, object]:
@@ -147,6 +160,26 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         csrf=True,
     ),
     HttpRow("api/auth/stats/", "/api/auth/stats/", {"GET": staff_only(200)}, takes=BEARER_OR_SESSION, csrf=True),
+    # Shop subjects are mapped by services alone (a service token): no user, staff included.
+    HttpRow(
+        "api/auth/subjects/",
+        "/api/auth/subjects/",
+        {"POST": who(alice=403, bob=403, staff=403, anon=401)},
+        body={"POST": {"sub": "authz-shop-user"}},
+    ),
+    # The shop's API keys: staff manage them with a bearer token (the key is shown once).
+    HttpRow(
+        "api/auth/api-keys/",
+        "/api/auth/api-keys/",
+        {"GET": staff_only(200), "POST": staff_only(201)},
+        body={"POST": {"name": "matrix key", "scopes": ["notify"]}},
+    ),
+    # No such key: staff are told so, anyone else is refused before the lookup.
+    HttpRow(
+        "api/auth/api-keys/<str:key_id>/revoke/",
+        "/api/auth/api-keys/0000000000000000/revoke/",
+        {"POST": staff_only(404)},
+    ),
     # ---------------------------------------------------------------- ws-gateway: pages
     # A page is read with GET/HEAD; only the login form is posted (to log in, wrong
     # password here: the form again), and logout is by POST only (issue 16).
@@ -200,6 +233,13 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         {"GET": users(200, 401)},
         shows=("room",),
     ),
+    # The server API: an API key only (no user's token, staff's neither).
+    HttpRow(
+        "api/chat/rooms/<slug:slug>/system-messages/",
+        "/api/chat/rooms/{alice_room}/system-messages/",
+        {"POST": users(401, 401)},
+        body={"POST": {"message": "matrix: not sent"}},
+    ),
     # -------------------------------------------------------------------------- collab
     HttpRow("api/collab/openapi.json", "/api/collab/openapi.json", {"GET": users(200, 200)}, takes=NOBODY),
     HttpRow(
@@ -238,6 +278,13 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         {"GET": staff_only(200), "POST": staff_only(200)},
         body={"POST": {"level": "info", "message": "matrix alert"}},
     ),
+    # The server API: an API key only (no user's token, staff's neither).
+    HttpRow(
+        "api/dashboard/events/",
+        "/api/dashboard/events/",
+        {"POST": users(401, 401)},
+        body={"POST": {"type": "alert", "message": "matrix: not sent"}},
+    ),
     # -------------------------------------------------------------------- notification
     HttpRow(
         "api/notifications/openapi.json", "/api/notifications/openapi.json", {"GET": users(200, 200)}, takes=NOBODY
@@ -251,6 +298,13 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         shows=("notification",),
     ),
     HttpRow("api/notifications/read-all/", "/api/notifications/read-all/", {"POST": users(200, 401)}),
+    # The server API (the shop's back end): an API key only; no user's token, staff's neither.
+    HttpRow(
+        "api/notifications/send/",
+        "/api/notifications/send/",
+        {"POST": users(401, 401)},
+        body={"POST": {"user_id": 1, "title": "matrix: not sent"}},
+    ),
     # Someone else's notification answers exactly like a missing one.
     HttpRow(
         "api/notifications/<int:notification_id>/read/",
@@ -267,6 +321,13 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
         shows=("report",),
     ),
     HttpRow("api/reports/stats/", "/api/reports/stats/", {"GET": staff_only(200)}),
+    # The server API: an API key only.
+    HttpRow(
+        "api/reports/task-updates/",
+        "/api/reports/task-updates/",
+        {"POST": users(401, 401)},
+        body={"POST": {"user_id": 1, "task_id": "matrix", "status": "started"}},
+    ),
     # A report is its owner's only (staff too gets 404: a report holds its owner's data).
     HttpRow("api/reports/<str:task_id>/", "/api/reports/" + A_REPORT + "/", {"GET": OWNER_ONLY_404}, shows=("report",)),
     HttpRow(
@@ -281,14 +342,17 @@ HTTP_ROWS: tuple[HttpRow, ...] = (
     # Flower: nginx asks check-staff first (bearer or session), whatever the method;
     # only then does Flower answer: GET, and OPTIONS as a CORS preflight (204, no
     # credentials allowed, so a foreign page still reads nothing with the cookie).
+    HttpRow(
+        "/flower/",
+        "/flower/",
+        {m: staff_only({"GET": 200, "OPTIONS": 204}.get(m, 405)) for m in METHODS},
+        takes=BEARER_OR_SESSION,
+    ),
+    # Its metrics and health check are internal (routes.toml): refused by nginx to
+    # everyone, staff too, before any check; Prometheus reads Flower's port directly.
     *(
-        HttpRow(
-            "/flower/",
-            url,
-            {m: staff_only({"GET": 200, "OPTIONS": 204}.get(m, 405)) for m in METHODS},
-            takes=BEARER_OR_SESSION,
-        )
-        for url in ("/flower/", "/flower/metrics")
+        HttpRow("/flower/", url, {m: users(404, 404) for m in METHODS}, takes=NOBODY)
+        for url in ("/flower/metrics", "/flower/healthcheck")
     ),
 )
 

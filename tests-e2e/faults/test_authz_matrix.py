@@ -22,8 +22,6 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 import zlib
@@ -47,10 +45,11 @@ from authz_table import (
     WS_ROWS,
     HttpRow,
     WsRow,
+    carried,
 )
+from urlconfs import all_url_patterns
 from wsclient import PASSWORD
 
-from launcher import ROOT, SERVICES
 from switchboard import routes
 from switchboard import tokens as jwt_tokens
 
@@ -69,24 +68,9 @@ def matrix_size() -> dict[str, int]:
 
 
 # ------------------------------------------------------------------- coverage ----
-def urlconf_patterns() -> list[str]:
-    """Every URL pattern of every service's URLconf (each in its own settings)."""
-    code = (
-        "import django, json; django.setup();"
-        "from django.conf import settings; from importlib import import_module;"
-        "print(json.dumps([str(p.pattern) for p in import_module(settings.ROOT_URLCONF).urlpatterns]))"
-    )
-    found: list[str] = []
-    for svc in SERVICES:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": svc.settings, "PYTHONPATH": str(ROOT / "services")}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        found += json.loads(out.stdout)
-    return sorted(set(found))
-
-
 def test_every_route_and_pattern_has_a_row():
     table = routes.load()
-    patterns = urlconf_patterns()
+    patterns = all_url_patterns()
     covered = {r.pattern for r in HTTP_ROWS}
     missing = [p for p in patterns if p not in covered]
     missing += [f"[[http]] {h.prefix}" for h in table.http if not any(r.url.startswith(h.prefix) for r in HTTP_ROWS)]
@@ -176,7 +160,7 @@ def say_in_room(fleet, tok: str, room: str, text: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(fleet, tokens) -> World:
+def world(fleet, tokens, shop) -> World:
     api = httpx.Client(base_url=fleet.url, timeout=30)
     me = {k: api.get("/api/auth/me/", headers=bearer(tokens[USERNAMES[k]])).json() for k in ("alice", "bob")}
     ids = {"alice_id": str(me["alice"]["id"]), "bob_id": str(me["bob"]["id"])}
@@ -211,6 +195,8 @@ def world(fleet, tokens) -> World:
         "alice": tokens["alice"],
         "bob": tokens["bob"],
         "staff": tokens["admin"],
+        # A shop user first seen here: the matrix's first request makes them a local user.
+        "shop": shop.hs256(f"matrix-{uuid.uuid4().hex[:8]}", f"matrix shop {uuid.uuid4().hex[:8]}", ttl=7200),
         "none": None,
         "expired": expired,
         "bad_signature": jwt.encode(claims, "not-the-fleet-key-" + "x" * 32, algorithm="HS256"),
@@ -219,6 +205,7 @@ def world(fleet, tokens) -> World:
         "alice": login(fleet, "alice"),
         "bob": login(fleet, "bob"),
         "staff": login(fleet, "admin"),
+        "shop": None,
         "none": None,
         "expired": logged_out_session(fleet),
         "bad_signature": "forged" + uuid.uuid4().hex[:26],
@@ -296,7 +283,7 @@ def http_expected(row: HttpRow, method: str, identity: str, carrier: str):
         return 403  # no CSRF token, or a foreign Origin: before anything else
     if method not in row.methods:
         return 405
-    return row.methods[method][identity if carrier in row.takes else "none"]
+    return row.methods[method][carried(identity, carrier, row.takes)]
 
 
 def http_body(world: World, row: HttpRow, method: str, carrier: str) -> dict:
@@ -344,7 +331,7 @@ def judge_http(world: World, row: HttpRow, method, identity, carrier, res: httpx
     body = res.content
     if res.headers.get("content-type", "").startswith("application/pdf"):
         body = pdf_text(body)
-    effective = identity if carrier in row.takes else "none"
+    effective = carried(identity, carrier, row.takes)
     seen = shown(world, body) - SEES[effective]
     acao = res.headers.get("access-control-allow-origin")
     credentials = res.headers.get("access-control-allow-credentials", "").lower() == "true"
@@ -552,7 +539,7 @@ async def expect_frame(ws, kind: str, timeout: float = 10) -> dict:
 
 
 def ws_expected(row: WsRow, identity: str, carrier: str):
-    return "403" if carrier == "cookie_foreign" else row.outcome[identity]
+    return "403" if carrier == "cookie_foreign" else row.outcome[carried(identity, carrier, WS_CARRIERS)]
 
 
 def judge_ws(world: World, s: Sock, fresh: dict[str, str]) -> Cell:

@@ -197,7 +197,7 @@ def pg_fleet(tmp_path_factory, fleet):
     }
     run_dir = tmp_path_factory.mktemp("pgfleet")
     fleet = Fleet(
-        run_dir=run_dir, gateway_port=free_port(), gateway_processes=2, env=fleet.env, service_env=service_env
+        run_dir=run_dir, gateway_port=free_port(), ws_gateway_processes=2, env=fleet.env, service_env=service_env
     )
     try:
         fleet.start(wait=120)

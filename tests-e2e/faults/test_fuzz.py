@@ -43,6 +43,7 @@ from collab import ydoc
 from switchboard import routes
 from switchboard.closecodes import CloseCode
 from switchboard.config import env_float
+from switchboard.protocol import COLLAB_POSITION_MAX, FrameError, parse_client_frame
 from switchboard.ratelimit import connection_rate
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -96,6 +97,17 @@ bad_frames = st.one_of(
 # sends one); binary is fuzzed on its Yjs protocol below.
 text_bad_frames = bad_frames.filter(lambda f: isinstance(f, str))
 
+
+def refused_position(v) -> bool:
+    """A collab position the protocol refuses (CollabPosition). The fuzz had its own
+    bounds (10**6 for a cursor, from 10**7 for an edit): valid frames it sent as bad
+    were answered with no error, and it timed out waiting for one."""
+    return not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= COLLAB_POSITION_MAX)
+
+
+FIRST_BAD_POSITION = COLLAB_POSITION_MAX + 1
+bad_positions = st.one_of(json_value.filter(refused_position), st.integers(min_value=FIRST_BAD_POSITION))
+
 # Route-specific shapes with wrong field types (bad) and valid shapes (accepted).
 ROUTE_BAD = {
     "chat": st.builds(
@@ -107,13 +119,10 @@ ROUTE_BAD = {
             {"type": "edit", "action": action, "position": position, "text": text}
         ),
         st.one_of(json_value.filter(lambda v: v not in ("insert", "delete")), st.just("insert")),
-        st.one_of(json_value.filter(lambda v: not isinstance(v, int)), st.integers(min_value=10**7)),
+        bad_positions,
         json_value,
     )
-    | st.builds(
-        lambda p: json.dumps({"type": "cursor_move", "position": p}),
-        json_value.filter(lambda v: not (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**6)),
-    ),
+    | st.builds(lambda p: json.dumps({"type": "cursor_move", "position": p}), bad_positions),
     "notifications": st.builds(
         lambda v: json.dumps({"type": "mark_read", "notification_id": v}),
         json_value.filter(lambda v: not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 2**62)),
@@ -468,3 +477,42 @@ def test_fuzzed_yjs_frames_close_4400_and_disturb_no_one(fleet, tokens, collab_d
     assert pids(fleet) == before, "a process crashed or restarted"
     print(f"\nfuzz collab (yjs): {seen}")
     assert seen["bad"] > 0 and seen["good"] > 0, seen
+
+
+# ------------------------------------------------------- the fuzz's own frames ----
+@pytest.mark.parametrize("route", routes.load().websocket, ids=lambda r: r.name)
+def test_every_bad_frame_the_fuzz_sends_is_one_the_gateway_refuses(route):
+    """A "bad" frame the gateway takes is answered with no error frame: the fuzz then
+    waits for one until it times out. Checked against the gateway's own parser, with
+    no fleet, so a strategy that drifts from protocol.py fails here at once."""
+    bad = text_bad_frames if route.binary else bad_frames
+    bad = bad | ROUTE_BAD[route.name] if route.name in ROUTE_BAD else bad
+
+    @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(bad)
+    def refused(f):
+        if isinstance(f, bytes):
+            assert not route.binary  # binary_not_supported on a text route
+            return
+        with pytest.raises(FrameError):
+            parse_client_frame(route.name, f)
+
+    refused()
+
+
+@pytest.mark.parametrize("position", [-1, 0, 10**6 + 1, COLLAB_POSITION_MAX, FIRST_BAD_POSITION, True, 1.0, "1"])
+def test_the_fuzzs_bad_positions_are_the_ones_collab_refuses(position):
+    """A position the fuzz sends as bad but the gateway takes gets no error frame, and
+    the fuzz waits for one until it times out: make faults' collab JSON fuzz did, once
+    (its old bounds drew such a frame about once in 30,000, e.g. a cursor_move to
+    4,674,004). The edges of the protocol's range, in both frames that carry one."""
+    edit = {"type": "edit", "action": "insert", "position": position, "text": "x"}
+    for f in (edit, {"type": "cursor_move", "position": position}):
+        try:
+            parse_client_frame("collab", json.dumps(f))
+            refused = False
+        except FrameError:
+            refused = True
+        assert refused == refused_position(position), f
+    if position == FIRST_BAD_POSITION:  # the smallest of bad_positions' own integers
+        assert refused, f

@@ -10,6 +10,11 @@
   `group_expiry`, 24 h on the core layer, is silently ignored by it). A connection
   older than a short expiry still receives its room. ws-gateway closes sockets after
   daphne's --websocket_timeout (24 h) anyway; clients reconnect with ?since.
+* A client that closes while an answer is on its way (its ping, then its close, in one
+  write: daphne hands the gateway the ping after autobahn has already taken the close)
+  costs the gateway nothing: the pong is dropped, no traceback. Before, every such
+  reply raised `Disconnected: Attempt to send on a closed protocol` inside the consumer
+  (make faults' reconnect storms logged dozens).
 * A dead peer (the handshake, then never a frame, not even a pong) is dropped by
   daphne's ping timeout (WS_PING_INTERVAL_SECONDS + WS_PING_TIMEOUT_SECONDS), through
   nginx as a user's socket would be (make faults only: it waits 50 s).
@@ -19,14 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
+import time
 import urllib.request
 import uuid
 
 import httpx
 import pytest
 from campaign import FULL, Row
+from fleetenv import tracebacks
+from metricsutil import sample
 from wsclient import Client
 
 
@@ -129,6 +138,45 @@ async def test_a_connection_older_than_a_short_group_expiry_still_receives(fleet
     fault_report.rows.append(Row("connection older than a short group expiry", 1, 1, 1, 0, 0, 0, 0.0))
     await alice.close()
     await old.close()
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payloads under 126 bytes)."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def gateway_tracebacks(fleet) -> list[str]:
+    return [t for t in tracebacks(fleet.run_dir / "logs") if t.startswith("ws-gateway")]
+
+
+def open_sockets(fleet) -> float:
+    """Sockets the ws-gateway processes count as open (their own gauges)."""
+    names = [p.name for p in fleet.programs if p.service == "ws-gateway"]
+    return sum(sample(fleet, n, "switchboard_gateway_connections") for n in names)
+
+
+def test_a_client_closing_while_its_answer_is_on_the_way_costs_no_traceback(fleet, tokens):
+    before, held = gateway_tracebacks(fleet), open_sockets(fleet)
+    for _ in range(50):  # each a race the gateway lost at times (1 to 17 of 20 before the fix)
+        s = stuck_socket(fleet.gateway_port, "/ws/tasks/", tokens["bob"], fleet.url)
+        ping = client_frame(0x1, b'{"type": "ping"}')
+        close = client_frame(0x8, (1000).to_bytes(2, "big"))
+        s.sendall(ping + close)  # the pong is sent after autobahn took the close
+        s.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):
+            while s.recv(65536):
+                pass
+        s.close()
+    # Each socket is let go as any closed one is: not still counted open (against its
+    # user's cap of sockets, in presence), which a consumer that died never did.
+    deadline = time.monotonic() + 15
+    while open_sockets(fleet) > held and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert open_sockets(fleet) == held
+    # daphne logs a consumer's exception when its checker next runs (every second).
+    time.sleep(2)
+    assert gateway_tracebacks(fleet) == before
 
 
 def server_frames(data: bytes) -> list[int]:

@@ -9,7 +9,6 @@ content type and body conform to the document. SCHEMATHESIS_EXAMPLES per operati
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -20,30 +19,19 @@ import httpx
 import jwt
 import pytest
 from test_authz_matrix import tokens_issue_expired
+from urlconfs import url_patterns
 
-from launcher import ROOT, SERVICES
+from launcher import SERVICES
 from switchboard import routes
 
 # Identities a token-protected operation refuses with 401.
 ANON = ("none", "expired", "bad_signature")
 
 
-def rest_endpoints(services: set[str]) -> list[str]:
-    """Every URL pattern of these services under the route table's /api/ prefixes."""
+def rest_endpoints(service: str) -> list[str]:
+    """Every URL pattern of this service under the route table's /api/ prefixes."""
     prefixes = [h.prefix.lstrip("/") for h in routes.load().http if h.prefix.startswith("/api/")]
-    code = (
-        "import django, json; django.setup();"
-        "from django.conf import settings; from importlib import import_module;"
-        "print(json.dumps([str(p.pattern) for p in import_module(settings.ROOT_URLCONF).urlpatterns]))"
-    )
-    found: list[str] = []
-    for svc in SERVICES:
-        if svc.name not in services:
-            continue
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": svc.settings, "PYTHONPATH": str(ROOT / "services")}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        found += [p for p in json.loads(out.stdout) if any(p.startswith(x) for x in prefixes)]
-    return sorted(set(found))
+    return sorted({p for p in url_patterns(service) if any(p.startswith(x) for x in prefixes)})
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +54,7 @@ CHECKS = [
     "response_schema_conformance",
     "negative_data_rejection",
 ]
-ENDPOINTS = {svc.name: rest_endpoints({svc.name}) for svc in SERVICES}
+ENDPOINTS = {svc.name: rest_endpoints(svc.name) for svc in SERVICES}
 HTTP_SERVICES = [name for name, patterns in ENDPOINTS.items() if patterns]
 
 

@@ -36,6 +36,16 @@ await new Promise((r) => setTimeout(r, 500));
 out.missingReconnects = reconnects.length;
 out.missingState = missing.state;
 
+// A staff-only route for a user who is not staff: 4403, terminal (as a revoked collab
+// role is): the client stops instead of reconnecting in a loop.
+const forbidden = connect("dashboard", {}, { baseUrl, token, WebSocket, backoff: { initialMs: 50 } });
+const forbiddenReconnects = [];
+forbidden.on("reconnecting", (e) => forbiddenReconnects.push(e));
+out.forbidden = await new Promise((r) => forbidden.on("close", (e) => r(e)));
+await new Promise((r) => setTimeout(r, 500));
+out.forbiddenReconnects = forbiddenReconnects.length;
+out.forbiddenState = forbidden.state;
+
 // No token at all: 4401, terminal.
 const anon = connect("notifications", {}, { baseUrl, WebSocket, webSocketOptions: {} });
 out.anonymous = await new Promise((r) => anon.on("close", (e) => r(e)));

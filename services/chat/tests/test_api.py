@@ -48,12 +48,20 @@ def test_the_openapi_document_is_the_code(client, auth):
     """Served without a token, built from the URLconf and the views' models: the
     body's limits and the query's bounds are the ones the views enforce."""
     doc = client.get("/api/chat/openapi.json").json()
-    assert set(doc["paths"]) == {"/api/chat/openapi.json", "/api/chat/rooms/", "/api/chat/rooms/{slug}/messages/"}
+    assert set(doc["paths"]) == {
+        "/api/chat/openapi.json",
+        "/api/chat/rooms/",
+        "/api/chat/rooms/{slug}/messages/",
+        "/api/chat/rooms/{slug}/system-messages/",
+    }
+    # The server API's operation takes an API key, not a user's token.
+    system = doc["paths"]["/api/chat/rooms/{slug}/system-messages/"]["post"]
+    assert system["security"] == [{"apiKey": []}] and {"401", "403", "429", "503"} <= set(system["responses"])
     room = doc["paths"]["/api/chat/rooms/"]["post"]
     assert (
         room["requestBody"]["content"]["application/json"]["schema"]["properties"]["description"]["maxLength"] == 2000
     )
-    assert set(room["responses"]) == {"201", "400", "401", "409"}
+    assert set(room["responses"]) == {"201", "400", "401", "409", "413"}
     limit = next(
         p for p in doc["paths"]["/api/chat/rooms/{slug}/messages/"]["get"]["parameters"] if p["name"] == "limit"
     )

@@ -35,10 +35,23 @@ async def run(commands):
 
 async def test_connect_to_unknown_room_is_rejected_4404():
     conn = await get_channel_layer().new_channel()
+    # As the gateway does before it asks: the socket is in the room's presence.
+    await chat_inbox.presence().add(["chat.room.nowhere"], Member(conn, 1, "alice"))
     app = await run(
         [{"type": "gw.connect", "conn": conn, "route": "chat", "user": ALICE, "params": {"room": "nowhere"}}]
     )
     assert await receive(conn) == {"type": "gw.reject", "code": 4404}
+    app.stop()
+
+
+async def test_a_connect_shed_by_its_rooms_full_lane_is_refused_1013_with_nothing_read():
+    # ownership.ShardRunner marks a connect beyond INBOX_LANE_BACKLOG of its room.
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    conn = await get_channel_layer().new_channel()
+    await chat_inbox.presence().add(["chat.room.lobby"], Member(conn, 1, "alice"))
+    command = {"type": "gw.connect", "conn": conn, "route": "chat", "user": ALICE, "params": {"room": "lobby"}}
+    app = await run([{**command, "__shed__": True}])
+    assert await receive(conn) == {"type": "gw.reject", "code": 1013}
     app.stop()
 
 
@@ -172,4 +185,33 @@ async def test_a_leave_is_announced_and_the_list_follows_without_the_leaver(monk
     assert (leave["type"], leave["user"]) == ("user_leave", "bob")
     listed = json.loads((await receive(watcher))["text"])
     assert listed == {"type": "online_users", "users": ["alice"]}
+    app.stop()
+
+
+async def test_a_system_message_takes_the_rooms_next_seq_and_is_acknowledged_once(redis_url):
+    import redis.asyncio
+
+    await ChatRoom.objects.acreate(name="Lobby", slug="lobby")
+    layer = get_channel_layer()
+    member = await layer.new_channel()
+    await layer.group_add("chat.room.lobby", member)
+    sender = await layer.new_channel()
+    user_msg = {"type": "gw.receive", "conn": sender, "route": "chat", "user": ALICE, "params": {"room": "lobby"}}
+    system = {
+        "type": "chat.system",
+        "room": "lobby",
+        "message": "Shop closes at 6",
+        "user": "Shop",
+        "client_id": "k1",
+        "reply_to": "sb:test-reply",
+    }
+    app = await run([{**user_msg, "frame": {"type": "chat_message", "message": "hi"}}, system, system])
+    first, second, repeat = (await receive(member), await receive(member), await receive(member))
+    assert (first["seq"], second["seq"], repeat["seq"]) == (1, 2, 2)  # the repeat: stored once
+    shown = json.loads(second["text"])
+    assert shown["system"] is True and shown["user"] == "Shop" and "client_id" not in shown
+    client = redis.asyncio.Redis.from_url(redis_url)
+    replies = [json.loads(r) for r in await client.lrange("sb:test-reply", 0, -1)]
+    await client.aclose()
+    assert [r["message"]["seq"] for r in replies] == [2, 2] and all(r["ok"] for r in replies)
     app.stop()

@@ -302,3 +302,114 @@ async def test_an_update_after_a_lost_one_asks_its_sender_for_what_the_worker_la
         if "bytes" in m and ydoc.parse(m["bytes"]).kind == ydoc.MSG_SYNC:
             bob.doc.apply_update(ydoc.parse(m["bytes"]).payload)
     assert str(bob.text) == "lost found"
+
+
+def awareness_states(messages) -> list[tuple[int, int, str]]:
+    """The awareness entries in what a socket was sent."""
+    return [
+        (e.client_id, e.clock, e.state)
+        for m in messages
+        if "bytes" in m and m["bytes"][0] == ydoc.MSG_AWARENESS
+        for e in ydoc.read_awareness(ydoc.parse(m["bytes"]).payload)
+    ]
+
+
+def state(name: str, pad: int = 0) -> str:
+    return orjson.dumps({"user": {"name": name}, "pad": "x" * pad}).decode()
+
+
+async def test_awareness_states_past_the_documents_bound_are_dropped_and_a_yjs_socket_gets_no_text(monkeypatch):
+    monkeypatch.setenv("COLLAB_AWARENESS_STATES", "2")
+    doc_id = await database_sync_to_async(new_doc)()
+    worker = inbox.CollabInbox()
+    alice, bob = Socket(worker, doc_id, ALICE), Socket(worker, doc_id, BOB)
+    await alice.open()
+    await bob.open()
+    await alice.quiet()
+    await bob.quiet()
+
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(1, 1, state("a1"))]))
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(2, 1, state("a2"))]))
+    assert awareness_states(await bob.quiet()) == [(1, 1, state("a1")), (2, 1, state("a2"))]
+    # A third client id: the document is full. Neither relayed nor kept, and the sender,
+    # a Yjs socket, is told nothing in text (it could not read it).
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(3, 1, state("a3"))]))
+    assert awareness_states(await bob.quiet()) == []
+    sent_to_alice = await alice.quiet()
+    assert not [m for m in sent_to_alice if "text" in m and m.get("exclude_conn") != alice.conn]
+    assert not [m for m in sent_to_alice if m["type"] == "gw.close"]
+    # In one message with a known client's renewal: only the renewal goes out.
+    await alice.send(
+        ydoc.awareness_message([ydoc.AwarenessEntry(3, 2, state("a3")), ydoc.AwarenessEntry(1, 2, state("a1"))])
+    )
+    assert awareness_states(await bob.quiet()) == [(1, 2, state("a1"))]
+    # A newcomer is shown the states the document holds, not the dropped one.
+    carol = Socket(worker, doc_id, CAROL)
+    accept = await carol.open()
+    assert {e for e, *_ in awareness_states([{"bytes": f} for f in accept["frames"]])} == {1, 2}
+    # One leaves: room for the next.
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(2, 2, "null")]))
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(3, 3, state("a3"))]))
+    assert awareness_states(await bob.quiet()) == [(2, 2, "null"), (3, 3, state("a3"))]
+
+
+async def test_an_awareness_state_over_its_byte_bound_is_dropped(monkeypatch):
+    monkeypatch.setenv("COLLAB_AWARENESS_STATE_BYTES", "100")
+    doc_id = await database_sync_to_async(new_doc)()
+    worker = inbox.CollabInbox()
+    alice, bob = Socket(worker, doc_id, ALICE), Socket(worker, doc_id, BOB)
+    await alice.open()
+    await bob.open()
+    await alice.quiet()
+    await bob.quiet()
+
+    small, big = state("alice"), state("alice", pad=100)
+    assert len(small.encode()) <= 100 < len(big.encode())
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(7, 1, small)]))
+    assert awareness_states(await bob.quiet()) == [(7, 1, small)]
+    # Too big: others keep the last state they were sent; the server keeps it too.
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(7, 2, big), ydoc.AwarenessEntry(8, 1, big)]))
+    assert awareness_states(await bob.quiet()) == []
+    assert not [m for m in await alice.quiet() if "text" in m or m["type"] == "gw.close"]
+    carol = Socket(worker, doc_id, CAROL)
+    accept = await carol.open()
+    assert [(c, s) for c, _, s in awareness_states([{"bytes": f} for f in accept["frames"]])] == [(7, small)]
+    # Back within the bound: relayed again.
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(7, 3, state("alice!"))]))
+    assert awareness_states(await bob.quiet()) == [(7, 3, state("alice!"))]
+
+
+async def test_a_json_cursor_past_the_bound_gets_an_error_frame_and_the_socket_stays_open(monkeypatch):
+    """A JSON editor's caret is one awareness state of the document, like a Yjs client's."""
+    monkeypatch.setenv("COLLAB_AWARENESS_STATES", "1")
+    doc_id = await database_sync_to_async(new_doc)("abc")
+    worker = inbox.CollabInbox()
+    alice, bob = Socket(worker, doc_id, ALICE), Socket(worker, doc_id, BOB, "json")
+    carol = Socket(worker, doc_id, CAROL, "json")
+    await alice.open()
+    await bob.open()
+    await carol.open()
+    for s in (alice, bob, carol):
+        await s.quiet()
+
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(1, 1, state("alice"))]))
+    await alice.quiet()
+    await bob.send({"type": "cursor_move", "position": 1})
+    error = await bob.next_frame("error")
+    assert error["code"] == "awareness_limit" and "1" in error["message"], error
+    assert [orjson.loads(m["text"])["type"] for m in await carol.quiet() if "text" in m] == []
+    # Still open: bob edits on.
+    await bob.send({"type": "edit", "action": "insert", "position": 0, "text": "!", "client_id": "b1"})
+    assert (await bob.next_frame("ack"))["applied"] is True
+    # alice's cursor leaves: bob's caret is shown, and from then on it holds the place.
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(1, 2, "null")]))
+    await bob.quiet()
+    await bob.send({"type": "cursor_move", "position": 2})
+    assert await carol.next_frame("cursor") == {"type": "cursor", "user": "bob", "position": 2}
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(1, 3, state("alice"))]))
+    assert awareness_states(await carol.quiet() + await bob.quiet()) == []
+    # bob's socket closes: his caret's place is free again.
+    await alice.quiet()
+    await worker.dispatch(bob.cmd("gw.disconnect", code=1000))
+    await alice.send(ydoc.awareness_message([ydoc.AwarenessEntry(1, 4, state("alice"))]))
+    assert awareness_states(await alice.quiet()) == [(1, 4, state("alice"))]

@@ -72,7 +72,10 @@ async def test_only_the_lease_holder_publishes_and_a_standby_takes_over(redis):
     await layer.group_add("dashboard", viewer)
     one = StatsPublisher(redis, interval=0.2, owner="one")
     two = StatsPublisher(redis, interval=0.2, owner="two")
-    one.lease.ttl_ms = two.lease.ttl_ms = 500  # short, so the test waits for expiry briefly
+    # Short, so the test waits for expiry briefly, yet longer than one tick's stats
+    # computation on a loaded machine (500 ms was not: CI saw the new holder's own
+    # lease lapse while it computed, and its tick report False).
+    one.lease.ttl_ms = two.lease.ttl_ms = 2000
     before = computations("interval")
     assert await one.tick() is True and await two.tick() is False
     assert await one.tick() is True and await two.tick() is False
@@ -80,7 +83,7 @@ async def test_only_the_lease_holder_publishes_and_a_standby_takes_over(redis):
     for _ in range(2):
         got = json.loads((await asyncio.wait_for(layer.receive(viewer), 5))["text"])
         assert got["type"] == "stats_update" and "online_users" in got["data"]
-    await asyncio.sleep(0.6)  # "one" died: it no longer renews
+    await asyncio.sleep(2.1)  # "one" died: it no longer renews
     assert await two.tick() is True and two.active
     assert await one.tick() is False and not one.active
 

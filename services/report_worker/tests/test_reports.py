@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from report_worker import reports, tasks
 from report_worker.celery_app import app
-from report_worker.models import Report
+from report_worker.models import Report, ReportFile
 from switchboard import tokens
 from switchboard.routes import shard_channel
 
@@ -35,7 +35,6 @@ def broker(redis_url, monkeypatch):
 
 @pytest.fixture
 def settings_dir(settings, tmp_path, monkeypatch):
-    settings.REPORTS_DIR = tmp_path
     monkeypatch.setenv("REPORT_STEP_SECONDS", "0")
     return tmp_path
 
@@ -96,7 +95,8 @@ async def test_task_streams_progress_stores_the_file_and_notifies(client, settin
     assert '"url":"/api/reports/t-1/download/"' in frames[-1]
     await report.arefresh_from_db()
     assert (report.status, report.progress, report.attempts) == ("completed", 100, 1)
-    assert (settings_dir / "t-1" / "test.csv").read_bytes() == b"a,b\n1,2\n"
+    # Stored in the service's database, where every HTTP replica reads it (no pod disk).
+    assert bytes((await ReportFile.objects.aget(report=report)).data) == b"a,b\n1,2\n"
     command = await asyncio.wait_for(get_channel_layer("inbox").receive(shard_channel("notification", "1")), 5)
     assert command["type"] == "notify.create" and command["url"] == "/api/reports/t-1/download/"
 

@@ -67,7 +67,12 @@ def test_positional_settings_infer_their_type_from_the_default():
 # A typed read that disagrees with the declaration would fail only when that line runs;
 # this finds every one in the source, run or not.
 READ = re.compile(r"\benv_(int|float|bool|list)\(\s*[\"']([A-Z][A-Z0-9_]+)[\"']")
-READS_AS = {"int": {Kind.INT, Kind.PORT}, "float": {Kind.FLOAT}, "bool": {Kind.BOOL}, "list": {Kind.LIST, Kind.URLS}}
+READS_AS = {
+    "int": {Kind.INT, Kind.PORT},
+    "float": {Kind.FLOAT},
+    "bool": {Kind.BOOL},
+    "list": {Kind.LIST, Kind.URLS, Kind.OWNER_URLS},
+}
 
 
 def test_every_typed_read_in_the_source_matches_the_declared_type():
@@ -96,10 +101,17 @@ def test_a_django_process_refuses_to_start_with_a_wrong_setting():
 
 def test_the_launcher_refuses_to_start_with_a_wrong_setting():
     # Before anything starts: a clear sentence, not a traceback from the first int().
-    done = _start({"GATEWAY_PROCESSES": "two", "INBOX_SHARDS": "four"}, "deploy/launcher.py", "run")
+    done = _start({"WS_GATEWAY_PROCESSES": "two", "INBOX_SHARDS": "four"}, "deploy/launcher.py", "run")
     assert done.returncode != 0
-    assert "GATEWAY_PROCESSES" in done.stderr and "INBOX_SHARDS" in done.stderr
+    assert "WS_GATEWAY_PROCESSES" in done.stderr and "INBOX_SHARDS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_setting_under_its_old_name_is_refused_naming_the_new_one():
+    # GATEWAY_PROCESSES=4 would otherwise run the default 2 ws-gateways without a word.
+    with pytest.raises(config.SettingsError) as err:
+        config.validate({"GATEWAY_PROCESSES": "4"})
+    assert "GATEWAY_PROCESSES" in str(err.value) and "WS_GATEWAY_PROCESSES" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -113,3 +125,23 @@ def test_urls_their_readers_take_are_accepted(url):
 def test_a_url_with_a_port_that_is_not_a_number_is_refused():
     with pytest.raises(SettingsError, match="numeric port"):
         config.validate({"REDIS_URL": "redis://proxy:80a/0"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://127.0.0.1:8080",
+        "http://proxy",
+        "chat=http://chat-http,ws-gateway=http://ws-gateway",
+        "chat=http://c,http://proxy",
+    ],
+)
+def test_service_urls_as_every_deployment_writes_them_are_accepted(value):
+    # k8s gives each owner its Service (owner=URL pairs); a process checks them as it starts.
+    assert config.validate({"SERVICE_URLS": value})["SERVICE_URLS"] == value.split(",")
+
+
+@pytest.mark.parametrize("value", ["chat=chat-http", "=http://x", "chat=http://c:8o"])
+def test_service_urls_that_do_not_parse_are_refused(value):
+    with pytest.raises(SettingsError, match="SERVICE_URLS"):
+        config.validate({"SERVICE_URLS": value})

@@ -15,7 +15,7 @@ SOURCES = [p for p in (ROOT / "services").rglob("*.py") if "tests" not in p.part
 SENT_FRAME = re.compile(r"""\b(?:frame|stats_frame|raw_frame)\(\s*["']([a-z_]+)["']""")
 # {"type": "gw.send", ...} and the like, built anywhere outside protocol.py
 # and the gateway's to_service("gw.connect")
-SENT_COMMAND = re.compile(r"""(?:["']type["']\s*:\s*|to_service\(\s*)["']((?:gw|notify)\.[a-z_]+)["']""")
+SENT_COMMAND = re.compile(r"""(?:["']type["']\s*:\s*|to_service\(\s*)["']((?:gw|notify|chat)\.[a-z_]+)["']""")
 
 
 def sent(pattern):

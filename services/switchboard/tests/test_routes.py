@@ -2,6 +2,7 @@
 
 import pytest
 
+from switchboard import routes
 from switchboard.routes import ParamError, WebSocketRoute, load, shard_channel
 
 
@@ -74,3 +75,15 @@ def test_a_route_that_lets_the_query_name_a_path_parameter_does_not_load():
         WebSocketRoute(name="x", path="/ws/x/{doc}/", service="x", query={"doc": "uint"})
     with pytest.raises(ValueError):
         WebSocketRoute(name="x", path="/ws/x/{doc}/", service="x", params={"doc": "float"})
+
+
+def test_every_inbox_command_runs_in_the_lane_of_its_key():
+    # A command without a key would run in the shared lane, beside (not in order with)
+    # the gw.* commands of the room or user it is about: a system message could then be
+    # stored between two messages its sender saw in the other order.
+    from switchboard import protocol
+
+    assert set(protocol.INBOX_COMMANDS) <= set(routes.COMMAND_KEYS)
+    in_room = {"type": "gw.receive", "route": "chat", "params": {"room": "lobby"}, "user": {"id": 1}}
+    system = {"type": "chat.system", "room": "lobby", "message": "m", "user": "Shop", "client_id": "c", "reply_to": "r"}
+    assert routes.command_key(system) == routes.command_key(in_room) == "lobby"

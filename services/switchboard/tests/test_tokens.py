@@ -72,12 +72,21 @@ def test_token_with_an_unknown_or_missing_kid_is_refused():
 
 def test_keyring_is_parsed_strictly():
     assert list(tokens.parse_keyring(f" {NEW} , {OLD} ")) == ["new", "old"]
-    for bad in ("", "nokid", ":secret", "kid:", f"{OLD},{OLD}"):
+    for bad in ("nokid", ":secret", "kid:", f"{OLD},{OLD}"):
         try:
             tokens.parse_keyring(bad)
-        except tokens.KeyringError:
+        except tokens.KeyringError as exc:
+            assert "o" * 8 not in str(exc)  # names a kid or a place, never a secret
             continue
         raise AssertionError(f"{bad!r} was accepted")
+    # Empty is "no keys" for the parser (SHOP_JWT_KEYS unset); Switchboard needs one.
+    assert tokens.parse_keyring("") == {}
+    try:
+        tokens.keyring("")
+    except tokens.KeyringError:
+        pass
+    else:
+        raise AssertionError("an empty SWITCHBOARD_JWT_KEYS was accepted")
 
 
 def test_on_behalf_of_carries_the_user_not_staff():

@@ -63,3 +63,22 @@ def test_login_page_logs_in_and_redirects(client, users):
     assert client.get("/").status_code == 200
     bad = client.post("/login/", {"username": "alice", "password": "x"})
     assert b"Wrong username or password" in bad.content
+
+
+def test_subjects_maps_a_shop_user_for_service_tokens_only(client, users):
+    def post(token, body):
+        return client.post(
+            "/api/auth/subjects/", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
+
+    service = tokens.service_token("notification")
+    admin = tokens.issue(tokens.Identity(2, "admin", True))
+    assert post(admin, {"sub": "s-1"}).status_code == 403
+    assert client.post("/api/auth/subjects/", {"sub": "s-1"}, content_type="application/json").status_code == 401
+    first = post(service, {"sub": "s-1", "name": "alice"}).json()
+    # The demo alice keeps her name; the shop's alice is told apart by her sub.
+    assert first["username"] == "alice#s-1" and not first["is_staff"]
+    again = post(service, {"sub": "s-1", "name": "other"}).json()
+    assert again == first
+    assert post(service, {"sub": "s-2"}).json()["username"] == "s-2"
+    assert post(service, {"sub": ""}).status_code == 400

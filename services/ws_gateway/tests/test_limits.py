@@ -117,7 +117,9 @@ async def test_a_socket_closes_4001_once_its_token_expired_plus_the_grace(monkey
     from switchboard import tokens
 
     monkeypatch.setenv("TOKEN_EXPIRY_GRACE_SECONDS", "0.5")
-    comm = socket(tokens.issue(tokens.Identity(7, "eve"), ttl=1))
+    # A 3 s token: the handshake must finish while it is valid, which on a loaded CI
+    # machine took over the 1 s this test first gave it (it closed 4001 at the accept).
+    comm = socket(tokens.issue(tokens.Identity(7, "eve"), ttl=3))
     assert await opened(comm) is True
-    out = await comm.receive_output(5)
+    out = await comm.receive_output(10)
     assert out["type"] == "websocket.close" and out["code"] == 4001

@@ -62,3 +62,35 @@ def test_requirements_in_pins_every_patched_library_to_the_locked_version():
     for lib in {lib for p in patches.PATCHES for lib in p.libraries}:
         key = patches._norm(lib)
         assert pinned_in.get(key) == locked[key], lib
+
+
+def test_ws_patches_disable_names_only_real_patches(monkeypatch):
+    monkeypatch.setenv("WS_PATCHES_DISABLE", "twisted_writes,autobahn_logs")
+    assert patches.disabled() == {"twisted_writes", "autobahn_logs"}
+    monkeypatch.setenv("WS_PATCHES_DISABLE", "twisted_write")  # a typo must not measure "off"
+    with pytest.raises(SystemExit, match="twisted_write;.*twisted_writes"):
+        patches.install()
+
+
+def test_every_patch_has_its_own_in_process_test():
+    here = Path(__file__).parent
+    # layers.py's tests predate the naming: decode-once and the 4000 on a lost pub/sub.
+    elsewhere = {"layers": ("test_hot_path.py", "test_pubsub_lost.py")}
+    for patch in patches.PATCHES:
+        files = elsewhere.get(patch.module, (f"test_patch_{patch.module}.py",))
+        assert all((here / f).is_file() for f in files), f"ws_gateway.{patch.module} has no test of its own"
+
+
+def test_each_patch_is_in_the_docs_table_with_the_upstream_links_its_module_gives():
+    import importlib
+    import re
+
+    table = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"^\| `(\w+)`[^\n]*$", (ROOT / "docs" / "performance.md").read_text(), re.M)
+    }
+    for patch in patches.PATCHES:
+        assert patch.module in table, f"docs/performance.md's patch table has no row for {patch.module}"
+        doc = importlib.import_module(f"ws_gateway.{patch.module}").__doc__
+        for url in re.findall(r"https://github\.com/[\w./-]+", table[patch.module]):
+            assert url in doc, f"{url} is in the docs table but not in ws_gateway/{patch.module}.py"

@@ -5,11 +5,16 @@
 // The socket authenticates with the page's session cookie (ws-gateway accepts it from
 // a browser Origin), so no token sits in the URL. Read-only users get a read-only
 // editor; the server refuses their changes anyway.
+//
+// When to reconnect is the server's close-code table (closecodes.py, generated into
+// clients/js), not y-websocket's own rule: a terminal code (4403 after the owner revoked
+// the user's role, 4429 over the socket caps) stops the provider and the page says so.
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { EditorView, basicSetup } from 'codemirror'
 import { EditorState } from '@codemirror/state'
 import { yCollab } from 'y-codemirror.next'
+import { mayReconnect } from '../../../clients/js/src/index.js'
 
 const COLORS = ['#d9480f', '#1971c2', '#2f9e44', '#ae3ec9', '#e8590c', '#0c8599', '#c2255c', '#5c940d']
 
@@ -38,11 +43,18 @@ async function start () {
   const ydoc = new Y.Doc()
   const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://'
   // roomname "<id>/" makes the URL /ws/collab/<id>/, the route's path.
-  const provider = new WebsocketProvider(scheme + location.host + '/ws/collab', `${docId}/`, ydoc)
+  const provider = new WebsocketProvider(scheme + location.host + '/ws/collab', `${docId}/`, ydoc, {
+    shouldReconnect: (event) => mayReconnect(event.code)
+  })
   const color = colorFor(username)
   provider.awareness.setLocalStateField('user', { name: username, color, colorLight: color + '33' })
 
   provider.on('status', ({ status: s }) => { status.textContent = s === 'connected' ? 'live' : s })
+  // Emitted after the last 'status': the provider will not reconnect by itself.
+  provider.on('closed', ({ code }) => { status.textContent = `closed (${code})` })
+  // Every close the page saw (null: closed by the provider itself), for tests and the curious.
+  const closes = []
+  provider.on('connection-close', (event) => { closes.push(event ? event.code : null) })
   provider.on('sync', (synced) => { root.dataset.synced = synced ? '1' : '0' })
 
   const renderPeople = () => {
@@ -74,7 +86,7 @@ async function start () {
     })
   })
   // For tests and the curious: the live objects behind the page.
-  window.collab = { ydoc, ytext, provider, view }
+  window.collab = { ydoc, ytext, provider, view, closes }
 }
 
 start()

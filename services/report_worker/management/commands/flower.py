@@ -3,9 +3,12 @@
 task states, on the port directly.
 
 Who may reach /flower/: staff. Behind nginx (make run) and ingress-nginx (k8s) the
-proxy asks ws-gateway (auth_request) and Flower trusts it. nginx-proxy (compose)
-cannot make that check, so there Flower asks for FLOWER_BASIC_AUTH itself, which
-compose requires; its /flower/healthcheck and /flower/metrics stay open for probes.
+proxy asks ws-gateway (auth_request) and Flower trusts it, so only the proxy and
+Prometheus may connect to this port (fleet.py: proxy_only; compose networks, a k8s
+NetworkPolicy). nginx-proxy (compose) cannot make that check, so there Flower asks for
+FLOWER_BASIC_AUTH itself, which compose requires. Its /flower/healthcheck and
+/flower/metrics need no login: every proxy refuses them (routes.toml: internal), and
+the probes and Prometheus read them on this port.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The service's settings name the consumer (INBOX_CONSUMER) and inbox (INBOX_NAME). The
 worker joins the inbox's owners in Redis and consumes the shards it is given, one
-command at a time per shard, fenced (switchboard.ownership; docs/operations.md, "Shard
+command (or one batch of the consumer's `batch_types`) at a time per key, fenced (switchboard.ownership; docs/operations.md, "Shard
 ownership"). Starts the process's metrics exporter first: /healthz reports the
 ownership loop's liveness, /handled the worker's record of what it handled.
 """
@@ -47,6 +47,7 @@ class Command(BaseCommand):
             get_channel_layer("inbox"),
             redisconn.client(),
             raise_db_fence=database_sync_to_async(ownership.raise_db_fence),
+            batch_types=consumer.batch_types,
         )
         metrics.liveness = owner.healthy
         metrics.pages["/handled"] = ownership.records_jsonl
