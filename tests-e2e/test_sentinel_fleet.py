@@ -1,6 +1,7 @@
 """The whole fleet on Redis Sentinel, as prod's overlay runs it: every process gets
 REDIS_SENTINELS instead of a Redis address, and keeps working when Sentinel fails the
-master over to its replica.
+master over to its replica: open sockets are closed with 4000 (the gateway lost its
+pub/sub connection) and come back with `since`, missing nothing.
 
 A fleet of its own (one gateway process, to keep it light) on a real master, replica
 and `redis-server --sentinel` (switchboard.testing.SentinelSetup); users reach it
@@ -77,11 +78,18 @@ async def test_chat_and_presence_survive_a_sentinel_failover(sentinel_fleet):
     new = sentinel.failover()
     assert new != old
 
-    # Open sockets stay open; the gateway's subscriptions and every worker's pools
-    # reconnect to the promoted replica. Writes that reached the old master between the
-    # promotion and its demotion are lost (Sentinel's failover window, docs/operations.md): the
-    # gateway's presence heartbeat rewrites its sockets on the new master, at most a
-    # heartbeat after it notices the old one is read-only.
+    # The demoted master drops its clients (Sentinel kills them so they re-resolve), so
+    # the gateway's pub/sub connection is lost and what was published meanwhile cannot
+    # be known: every socket is told to reconnect (4000), and each client comes back
+    # with the last seq it saw and is given what it missed. Pools reconnect to the
+    # promoted replica. Writes that reached the old master between the promotion and its
+    # demotion are lost (Sentinel's failover window, docs/operations.md).
+    assert await alice.closed_with(timeout=30) == 4000
+    assert await bob.closed_with(timeout=30) == 4000
+    alice = await Client.connect(room_url(fleet, room, since=1), tokens["alice"])
+    assert (await alice.next_of("history", timeout=15))["messages"] == []
+    bob = await Client.connect(room_url(fleet, room, since=1), tokens["bob"])
+    await bob.next_of("history", timeout=15)
     assert await online_on(new, f"chat.room.{room}") == {"alice", "bob"}
     await alice.send({"type": "chat_message", "message": "after", "client_id": "a1"})
     got = await bob.next_of("chat_message", timeout=15)
