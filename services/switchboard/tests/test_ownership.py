@@ -262,13 +262,18 @@ def lane_app(handled: list, gate=None):
             done.cancel()
             raise
 
+    return tasks_app(lambda scope, message: run(scope, message, *message.pop("__claim__")))
+
+
+def tasks_app(start):
+    """An inbox app that runs `start(scope, message)` in a task per message received and
+    cancels what is still running when the owner stops it."""
+
     async def app(scope, receive, send):
         tasks = set()
         try:
             while True:
-                message = await receive()
-                claim, done = message.pop("__claim__")
-                task = asyncio.ensure_future(run(scope, message, claim, done))
+                task = asyncio.ensure_future(start(scope, await receive()))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         finally:
@@ -278,16 +283,21 @@ def lane_app(handled: list, gate=None):
     return app
 
 
-def lane_owner(redis_url, name, handled, gate=None, timing=FAST):
+def owner_of(redis_url, name, app, timing=FAST, batch_types=()):
     return Owner(
         "t",
         SHARDS,
-        lane_app(handled, gate),
+        app,
         InboxLayer(hosts=[redis_url], prefix="sb-inbox"),
         Redis.from_url(redis_url),
         member=name,
         timing=timing,
+        batch_types=batch_types,
     )
+
+
+def lane_owner(redis_url, name, handled, gate=None, timing=FAST):
+    return owner_of(redis_url, name, lane_app(handled, gate), timing)
 
 
 def chat_command(room: str, n: int) -> dict:
@@ -438,33 +448,11 @@ def batch_app(steps: list, gate=None):
                 done.cancel()
             raise
 
-    async def app(scope, receive, send):
-        tasks = set()
-        try:
-            while True:
-                message = await receive()
-                commands = message["commands"] if message["type"] == ownership.BATCH else [message]
-                task = asyncio.ensure_future(run(commands))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        finally:
-            for task in list(tasks):
-                task.cancel()
-
-    return app
+    return tasks_app(lambda scope, m: run(m["commands"] if m["type"] == ownership.BATCH else [m]))
 
 
 def batch_owner(redis_url, name, steps, gate=None, timing=FAST):
-    return Owner(
-        "t",
-        SHARDS,
-        batch_app(steps, gate),
-        InboxLayer(hosts=[redis_url], prefix="sb-inbox"),
-        Redis.from_url(redis_url),
-        member=name,
-        timing=timing,
-        batch_types=BATCHABLE,
-    )
+    return owner_of(redis_url, name, batch_app(steps, gate), timing, batch_types=BATCHABLE)
 
 
 def command(kind: str, n: int, room: str = "a") -> dict:
