@@ -80,54 +80,12 @@ class InboxConsumer(AsyncConsumer):
         await self.handle_command(message)
 
     async def handle_command(self, message: dict) -> None:
-        # The shard and token it was taken under, and the future that tells the runner
-        # it is done (and how it went); none when a test hands a command in directly.
-        claimed = message.pop("__claim__", None)
-        token = ownership.current.set(claimed[0]) if claimed else None
-        kind = message.get("type", "")
-        label, handler, args = self._resolve(kind, message)
-        start = time.perf_counter()
-        outcome = "ok"
-        try:
-            if message.pop("__shed__", False):
-                # Its key's lane is over INBOX_LANE_BACKLOG (ownership.SHEDDABLE): the
-                # client is told to come back, as by the gateway when a shard is full.
-                outcome = "shed"
-                await publish.reject(message["conn"], CloseCode.TRY_AGAIN_LATER)
-            elif handler is None:
-                outcome = "unknown"
-                log.warning("%s inbox: no handler for %s", self.service, label)
-            else:
-                await handler(*args)
-        except asyncio.CancelledError:
-            # The shard went while it ran: unfinished, so it stays in the shard's held
-            # record and the next owner redoes it (the runner must not count it done).
-            outcome = "cancelled"
-            raise
-        except ownership.ShardLost as exc:
-            # Another worker owns the shard now and handles (or handled) this command:
-            # nothing of ours may reach anyone.
-            outcome = "refused"
-            log.warning("%s inbox: %s refused: %s", self.service, label, exc)
-        except Exception:
-            outcome = "error"
-            log.exception("%s inbox: %s failed", self.service, label)
-            if message.get("conn") and kind == "gw.receive":
-                await publish.send_error(message["conn"], ErrorCode.INTERNAL, "the service failed on this frame")
-            elif message.get("conn") and kind == "gw.connect":
-                await publish.reject(message["conn"], 1011)
-        finally:
-            if outcome != "cancelled":
-                metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
-            metrics.INBOX_LATENCY.labels(self.service, label).observe(time.perf_counter() - start)
-            metrics.INBOX_HEARTBEAT.set(time.time())
-            if claimed:
-                ownership.current.reset(token)
-                future = claimed[1]
-                if outcome == "cancelled":
-                    future.cancel()
-                elif not future.done():
-                    future.set_result(outcome)
+        await self._step([message], self._handle_one)
+
+    async def handle_batch_message(self, cmds: list[dict]) -> None:
+        """A batch from a lane: handle_batch once. A batch succeeds or fails as a whole:
+        its commands were one step."""
+        await self._step(cmds, self.handle_batch)
 
     async def handle_batch(self, cmds: list[dict]) -> None:
         """A run of commands of `batch_types`, in order. This default handles each with
@@ -137,34 +95,56 @@ class InboxConsumer(AsyncConsumer):
             if handler is not None:
                 await handler(*args)
 
-    async def handle_batch_message(self, cmds: list[dict]) -> None:
-        """A batch from a lane: handle_batch once, then each command's outcome counted
-        and reported to the runner as handle_command does for one. A batch succeeds or
-        fails as a whole: its commands were one step."""
+    async def _handle_one(self, cmds: list[dict]) -> str | None:
+        message = cmds[0]
+        label, handler, args = self._resolve(message.get("type", ""), message)
+        if message.pop("__shed__", False):
+            # Its key's lane is over INBOX_LANE_BACKLOG (ownership.SHEDDABLE): the
+            # client is told to come back, as by the gateway when a shard is full.
+            await publish.reject(message["conn"], CloseCode.TRY_AGAIN_LATER)
+            return "shed"
+        if handler is None:
+            log.warning("%s inbox: no handler for %s", self.service, label)
+            return "unknown"
+        await handler(*args)
+        return None
+
+    async def _step(self, cmds: list[dict], work: Callable) -> None:
+        """Run `work(cmds)` as one step, then count each command's outcome and report it
+        to the runner that handed it in (the claim's future)."""
+        # The shard and token each was taken under, and the future that tells the runner
+        # it is done (and how it went); none when a test hands a command in directly.
+        # Every claim of a batch has the shard and token of its lane (check_fence's facts).
         claims = [cmd.pop("__claim__", None) for cmd in cmds]
-        # Every claim of a batch has the shard and token of the lane (check_fence's facts).
         first = next((c for c in claims if c), None)
         token = ownership.current.set(first[0]) if first else None
+        labels = [self._resolve(cmd.get("type", ""), cmd)[0] for cmd in cmds]
+        what = labels[0] if len(cmds) == 1 else f"a batch of {len(cmds)}"
         start = time.perf_counter()
         outcome = "ok"
         try:
-            await self.handle_batch(cmds)
+            outcome = await work(cmds) or "ok"
         except asyncio.CancelledError:
-            outcome = "cancelled"  # left in the held record for the next owner, as one command
+            # The shard went while it ran: unfinished, so it stays in the shard's held
+            # record and the next owner redoes it (the runner must not count it done).
+            outcome = "cancelled"
             raise
         except ownership.ShardLost as exc:
+            # Another worker owns the shard now and handles (or handled) these commands:
+            # nothing of ours may reach anyone.
             outcome = "refused"
-            log.warning("%s inbox: a batch of %d refused: %s", self.service, len(cmds), exc)
+            log.warning("%s inbox: %s refused: %s", self.service, what, exc)
         except Exception:
             outcome = "error"
-            log.exception("%s inbox: a batch of %d failed", self.service, len(cmds))
+            log.exception("%s inbox: %s failed", self.service, what)
             for cmd in cmds:
-                if cmd.get("conn") and cmd.get("type") == "gw.connect":
+                if cmd.get("conn") and cmd.get("type") == "gw.receive":
+                    await publish.send_error(cmd["conn"], ErrorCode.INTERNAL, "the service failed on this frame")
+                elif cmd.get("conn") and cmd.get("type") == "gw.connect":
                     await publish.reject(cmd["conn"], 1011)
         finally:
             elapsed = time.perf_counter() - start
-            for cmd, claimed in zip(cmds, claims, strict=True):
-                label = self._resolve(cmd.get("type", ""), cmd)[0]
+            for label, claimed in zip(labels, claims, strict=True):
                 if outcome != "cancelled":
                     metrics.INBOX_COMMANDS.labels(self.service, label, outcome).inc()
                 metrics.INBOX_LATENCY.labels(self.service, label).observe(elapsed)
