@@ -4,7 +4,8 @@ views' `@api`): every /api/ URL pattern of every service is in its service's doc
 and schemathesis drives every operation of every document through nginx, as staff,
 with valid and invalid input: no server error (5xx), and every response's status,
 content type and body conform to the document. SCHEMATHESIS_EXAMPLES per operation
-(small in `make test`).
+(small in `make test`); SCHEMATHESIS_SEED replays a run; schemathesis.toml beside this
+file holds what the checks count as a rejection.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def who_tokens(tokens):
 
 
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "10")
+SEED = os.environ.get("SCHEMATHESIS_SEED")  # to replay a run: the seed its output printed
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -113,6 +115,8 @@ def test_schemathesis_finds_no_server_error_and_no_nonconformance(fleet, tokens,
     result = subprocess.run(
         [
             str(st),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             fleet.url + document_url(service),
             "--url",
@@ -127,6 +131,7 @@ def test_schemathesis_finds_no_server_error_and_no_nonconformance(fleet, tokens,
             "all",
             "-H",
             f"Authorization: Bearer {tokens['admin']}",
+            *(["--seed", SEED] if SEED else []),
         ],
         capture_output=True,
         text=True,
