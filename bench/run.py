@@ -6,6 +6,7 @@
     python bench/run.py --only patches --scale mid --label patches   # what each server patch buys
     python bench/run.py --only switchboard --patches-off twisted_writes
     python bench/run.py --only switchboard,rooms --db sqlite,postgres   # both databases, one table
+    python bench/run.py --only notify    # notification push latency at 100/s through nginx
 
 For each server in turn: boot it (Switchboard with deploy/launcher.py's Fleet, the
 same launcher as `make run`, with production settings and rate limits raised for the
@@ -572,6 +573,77 @@ def room_storm(fleet: Fleet, scale: dict, pids: str) -> dict:
     )
 
 
+# ------------------------------------------------------------ notify push ----
+# `--only notify` (issue 21): staff POSTs at a steady rate, each timed to its frame on
+# the user's second tab, through nginx on a fleet as `make run` runs it. Per scale:
+# offered rate (notifications/s), seconds per repetition, repetitions.
+NOTIFY = {
+    "full": {"rate": 100, "seconds": 5.0, "repeat": 3},
+    "mid": {"rate": 100, "seconds": 5.0, "repeat": 2},
+    "smoke": {"rate": 20, "seconds": 1.0, "repeat": 1},
+}
+NOTIFY_CLIENT = str(ROOT / "bench" / "notifypush.py")
+
+
+def run_notify(scale_name: str, run_dir: Path, db: str = "sqlite") -> dict:
+    """Notification push latency on a fleet with its default gateway processes behind
+    nginx: `bench/run.py --only notify`."""
+    with BenchFleet(run_dir, db, env_int("WS_GATEWAY_PROCESSES")) as fleet:
+        return {db_key("switchboard-notify", db): notify_push(fleet, NOTIFY[scale_name])}
+
+
+def notify_push(fleet: Fleet, cfg: dict) -> dict:
+    """bench/notifypush.py against `fleet` (2 tabs of alice, the second timed), the
+    whole fleet's CPU per notification (nginx and Redis included)."""
+    pids = ",".join(str(p) for p in fleet_pids(fleet))
+    cmd = [PY, NOTIFY_CLIENT, "--port", str(fleet.gateway_port), "--pids", pids]
+    cmd += ["--rate", str(cfg["rate"]), "--seconds", str(cfg["seconds"]), "--repeat", str(cfg["repeat"])]
+    print(f"  switchboard notify --rate {cfg['rate']} --seconds {cfg['seconds']} --repeat {cfg['repeat']}", flush=True)
+    env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "SWITCHBOARD_JWT_KEYS": JWT_KEYS, "PYTHONWARNINGS": "ignore"}
+    timeout = (cfg["seconds"] + 15) * (cfg["repeat"] + 1) + 60
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s"}
+    if res.returncode != 0:
+        return {"error": (res.stderr or res.stdout)[-2000:]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def notify_table(results: dict) -> str:
+    """Push and POST latency at the offered rate, one column per database: the median of
+    the repetitions (their range)."""
+    keys = [k for k in ("switchboard-notify", "switchboard-notify-postgres") if k in results]
+    if not keys:
+        return ""
+
+    def cell(k: str, key: str) -> str:
+        node = _get(results, k, key)
+        if not isinstance(node, dict):
+            return "n/a" if "error" not in results[k] else "error"
+        return f"{fmt(node['median'])} ({fmt(node['min'])}-{fmt(node['max'])})"
+
+    rate = next((_get(results, k, "rate") for k in keys if _get(results, k, "rate")), None)
+    head = [
+        f"notify push @ {fmt(rate)}/s (through nginx)",
+        *("postgres" if k.endswith("postgres") else "sqlite" for k in keys),
+    ]
+    lines = [
+        ["push p50 ms (POST sent to frame on the 2nd tab)", *(cell(k, "push_p50") for k in keys)],
+        ["push p95 ms", *(cell(k, "push_p95") for k in keys)],
+        ["push p99 ms (target <= 50)", *(cell(k, "push_p99") for k in keys)],
+        ["POST p50 ms", *(cell(k, "post_p50") for k in keys)],
+        ["POST p95 ms", *(cell(k, "post_p95") for k in keys)],
+        ["POST p99 ms", *(cell(k, "post_p99") for k in keys)],
+        ["fleet CPU ms/notification", *(cell(k, "fleet_cpu_ms_per_notification") for k in keys)],
+        [
+            "lost, duplicated (every tab)",
+            *(f"{fmt(_get(results, k, 'lost'))}, {fmt(_get(results, k, 'duplicated'))}" for k in keys),
+        ],
+    ]
+    return markdown(head, lines)
+
+
 def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
     code = (
         "import sys\n"
@@ -856,7 +928,7 @@ def machine() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
-    p.add_argument("--only", default="switchboard,rooms,floor,peer")
+    p.add_argument("--only", default="switchboard,rooms,notify,floor,peer")
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
     p.add_argument(
         "--db",
@@ -904,6 +976,10 @@ def main() -> None:
             for db in dbs:
                 print(f"   on {db}", flush=True)
                 results.update(run_rooms(scale, run_root / f"rooms-{db}", db))
+        elif target == "notify":
+            for db in dbs:
+                print(f"   on {db}", flush=True)
+                results.update(run_notify(args.scale, run_root / f"notify-{db}", db))
         elif target == "patches":
             results.update(run_patches(scale, run_root / "patches", args.rounds))
         else:
@@ -913,6 +989,8 @@ def main() -> None:
     text = table(results, scale)
     if rooms := rooms_table(results):
         text += "\n\n" + rooms
+    if notify := notify_table(results):
+        text += "\n\n" + notify
     if "patches" in results:
         text = (text + "\n\n" if any(t in results for t in (*SB_TARGETS, "floor", "peer")) else "") + patches_table(
             results, scale
