@@ -65,9 +65,11 @@ def _push_stored(user_id: int, n: dict) -> None:
     # for the next connect. So the answer is 201 either way: an error here would
     # make the caller retry and store it twice (seen in the fault campaign's Redis
     # restart, where the push fails and the tabs read the unread list on reconnect).
+    # Both frames in one hand-off to the event loop, the notification first: a tab shows
+    # it, then the count that includes it.
     try:
-        publish.send_to_group_sync(store.group(user_id), store.notification_frame(n))
-        _push_count(user_id)
+        frames = [store.notification_frame(n), store.count_frame(store.unread_count(user_id))]
+        publish.send_all_to_group_sync(store.group(user_id), frames)
     except Exception:
         log.warning("notification %s stored, live push failed", n["id"], exc_info=True)
 

@@ -116,11 +116,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Django's own, run on the event loop without thread hand-offs (switchboard/middleware.py).
     # nosniff, Referrer-Policy and Cross-Origin-Opener-Policy on every response.
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "switchboard.middleware.SecurityMiddleware",
+    "switchboard.middleware.CommonMiddleware",
     # No page of Switchboard is meant to be framed (clickjacking): DENY.
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "switchboard.middleware.XFrameOptionsMiddleware",
 ]
 X_FRAME_OPTIONS = "DENY"
 # Behind TLS the proxy says so (nginx and nginx-proxy overwrite X-Forwarded-Proto with the

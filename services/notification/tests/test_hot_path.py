@@ -1,0 +1,68 @@
+"""The REST hot path (issue 21): what a staff notification costs the HTTP process
+besides its own work. Behaviour only; the costs are bench/notifypush.py's figures."""
+
+import asyncio
+
+import pytest
+from django.middleware import clickjacking, common, security
+
+from notification import store, views
+from switchboard import tokens
+
+pytestmark = [pytest.mark.usefixtures("channel_layers"), pytest.mark.django_db(transaction=True)]
+
+ADMIN = {"Authorization": f"Bearer {tokens.issue(tokens.Identity(3, 'admin', True))}"}
+
+
+def on_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def test_shared_middleware_runs_on_the_event_loop_with_its_headers(async_client, monkeypatch):
+    """Django's SecurityMiddleware, CommonMiddleware and XFrameOptionsMiddleware hand each
+    hook to a worker thread and back under ASGI (five round trips a request); theirs never
+    block, so they run on the loop, and every response still carries their headers."""
+    where: list[tuple[str, bool]] = []
+    for cls in (security.SecurityMiddleware, common.CommonMiddleware, clickjacking.XFrameOptionsMiddleware):
+        for hook in ("process_request", "process_response"):
+            original = getattr(cls, hook, None)
+            if original is None:
+                continue
+
+            def spy(self, *args, _original=original, _name=f"{cls.__name__}.{hook}"):
+                where.append((_name, on_loop()))
+                return _original(self, *args)
+
+            monkeypatch.setattr(cls, hook, spy)
+    res = await async_client.get("/api/notifications/", headers=ADMIN)
+    assert res.status_code == 200
+    assert res["X-Frame-Options"] == "DENY" and res["X-Content-Type-Options"] == "nosniff"
+    assert len(where) == 5, where
+    assert [name for name, loop in where if not loop] == []
+
+
+async def test_staff_create_pushes_the_notification_then_the_count_once_each(async_client, monkeypatch):
+    """One publish call per POST carries both frames, in this order: every tab shows the
+    notification once and then the count that includes it."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    monkeypatch.setattr(views, "resolve_user", lambda name: {"bob": 2}.get(name))
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(store.group(2), channel)
+    await sync_to_async(store.create)(2, "older", "m")
+    res = await async_client.post(
+        "/api/notifications/", {"user": "bob", "title": "Hi"}, content_type="application/json", headers=ADMIN
+    )
+    assert res.status_code == 201
+    first = await asyncio.wait_for(layer.receive(channel), 5)
+    second = await asyncio.wait_for(layer.receive(channel), 5)
+    assert first["text"] == store.notification_frame(res.json())
+    assert second["text"] == store.count_frame(2)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.5)
