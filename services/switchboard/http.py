@@ -12,6 +12,9 @@ the view names one (`body=Model`), the query string of a GET into another
 JSON body of a POST/PUT/PATCH is refused (400 `invalid_text`) when any string in it holds
 a control character (switchboard/text.py), so no view stores one.
 
+A view may be `async def` (notification's hot POST, issue 21): it then runs on the event
+loop with the same checks, a shop token's mapping and the API key lookup in a thread.
+
 What the decorator knows (methods, auth, models, the statuses a view declares in
 `responses`) stays on the view as `view.api`: switchboard/openapi.py builds each
 service's OpenAPI document from it and the URLconf, so the document cannot drift.
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, ValidationError
 
@@ -44,6 +48,15 @@ def bearer_identity(request: HttpRequest) -> tokens.Identity | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return tokens.verify(header[7:].strip())
+    return None
+
+
+async def bearer_identity_async(request: HttpRequest) -> tokens.Identity | None:
+    """bearer_identity for an async view: a Switchboard token on the loop, a shop token's
+    mapping (it may block) in a worker thread (tokens.verify_async)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return await tokens.verify_async(header[7:].strip())
     return None
 
 
@@ -110,25 +123,15 @@ def api(
     staff_methods = tuple(methods) if staff is True else tuple(staff or ())
 
     def decorate(view):
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs):
+        def refused_method(request: HttpRequest) -> HttpResponse | None:
             if request.method not in methods:
                 res = json_error(405, "method_not_allowed", f"use {', '.join(methods)}")
                 res["Allow"] = ", ".join(methods)
                 return res
-            if key_scope is not None:
-                # The shop's back end, by API key: a user's token is no key.
-                request.identity = None
-                try:
-                    request.api_key = apikeys.check(request.headers.get("Authorization", ""), key_scope)
-                except apikeys.KeyRefused as exc:
-                    return _key_refused(exc)
-            else:
-                try:
-                    request.identity = bearer_identity(request)
-                except tokens.AuthUnavailable:
-                    # A valid shop token whose user ws-gateway cannot name now: retry later.
-                    return json_error(503, "auth_unavailable", "cannot check this token now; retry")
+            return None
+
+        def checked(request: HttpRequest, kwargs: dict) -> HttpResponse | None:
+            """After authentication: the refusal to answer with, or None (kwargs filled)."""
             if key_scope is None and auth and request.identity is None:
                 return json_error(401, "unauthorized", "a valid bearer token is required")
             if request.method in staff_methods and not request.identity.is_staff:
@@ -151,11 +154,62 @@ def api(
                     kwargs["data"] = body.model_validate_json(request.body or b"{}")
                 except ValidationError as exc:
                     return json_error(400, "invalid_body", _first_error(exc, "body"))
-            try:
-                return view(request, *args, **kwargs)
-            except users.DirectoryUnavailable as exc:
-                # One answer for every view that names a user through ws-gateway.
-                return json_error(502, "upstream_error", str(exc))
+            return None
+
+        if iscoroutinefunction(view):
+            # An async view runs on the event loop (no worker thread for the request):
+            # what may block here (a shop token's mapping, the API key store) goes to
+            # a thread; the rest is the same code as for a sync view.
+            @functools.wraps(view)
+            async def wrapper(request: HttpRequest, *args, **kwargs):
+                if (res := refused_method(request)) is not None:
+                    return res
+                if key_scope is not None:
+                    request.identity = None
+                    try:
+                        request.api_key = await sync_to_async(apikeys.check)(
+                            request.headers.get("Authorization", ""), key_scope
+                        )
+                    except apikeys.KeyRefused as exc:
+                        return _key_refused(exc)
+                else:
+                    try:
+                        request.identity = await bearer_identity_async(request)
+                    except tokens.AuthUnavailable:
+                        return json_error(503, "auth_unavailable", "cannot check this token now; retry")
+                if (res := checked(request, kwargs)) is not None:
+                    return res
+                try:
+                    return await view(request, *args, **kwargs)
+                except users.DirectoryUnavailable as exc:
+                    return json_error(502, "upstream_error", str(exc))
+
+        else:
+
+            @functools.wraps(view)
+            def wrapper(request: HttpRequest, *args, **kwargs):
+                if (res := refused_method(request)) is not None:
+                    return res
+                if key_scope is not None:
+                    # The shop's back end, by API key: a user's token is no key.
+                    request.identity = None
+                    try:
+                        request.api_key = apikeys.check(request.headers.get("Authorization", ""), key_scope)
+                    except apikeys.KeyRefused as exc:
+                        return _key_refused(exc)
+                else:
+                    try:
+                        request.identity = bearer_identity(request)
+                    except tokens.AuthUnavailable:
+                        # A valid shop token whose user ws-gateway cannot name now: retry later.
+                        return json_error(503, "auth_unavailable", "cannot check this token now; retry")
+                if (res := checked(request, kwargs)) is not None:
+                    return res
+                try:
+                    return view(request, *args, **kwargs)
+                except users.DirectoryUnavailable as exc:
+                    # One answer for every view that names a user through ws-gateway.
+                    return json_error(502, "upstream_error", str(exc))
 
         wrapper.api = Endpoint(
             tuple(methods),

@@ -14,13 +14,16 @@ Every call goes through one httpx.Client per process (`_client()`), kept alive: 
 `httpx.get` builds a Client each time, and building one loads the CA bundle into a new
 SSL context (20-35 ms on the 2-core bench machine, even for an http:// URL) and opens
 a new TCP connection. That was most of a staff `POST /api/notifications/` (issue 21).
+An async view asks through its event loop's one httpx.AsyncClient (lookup_user_async).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
+import weakref
 
 import httpx
 
@@ -33,6 +36,7 @@ _shop_cache: dict[bytes, tuple[float, tokens.Identity | None]] = {}
 _shop_cache_lock = threading.Lock()
 _http: httpx.Client | None = None
 _http_lock = threading.Lock()
+_async_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def _client() -> httpx.Client:
@@ -46,6 +50,34 @@ def _client() -> httpx.Client:
     return _http
 
 
+def _async_client() -> httpx.AsyncClient:
+    """The event loop's one async client to ws-gateway (an AsyncClient belongs to the loop
+    that made it: daphne has one for its life, a test a new one each)."""
+    loop = asyncio.get_running_loop()
+    client = _async_http.get(loop)
+    if client is None:
+        client = _async_http[loop] = httpx.AsyncClient(timeout=5)
+    return client
+
+
+def _lookup_answer(res: httpx.Response) -> dict | None:
+    if res.status_code == 404:
+        return None
+    res.raise_for_status()
+    return res.json()
+
+
+async def lookup_user_async(username: str, caller: str) -> dict | None:
+    """lookup_user from the event loop (an async view): no worker thread waits on ws-gateway."""
+    res = await _async_client().get(
+        internal_url("/api/auth/users/"),
+        params={"username": username},
+        headers={"Authorization": f"Bearer {tokens.service_token(caller)}"},
+        timeout=5,
+    )
+    return _lookup_answer(res)
+
+
 def lookup_user(username: str, caller: str) -> dict | None:
     """{"id", "username", "is_staff"} of `username`, or None if there is no such user.
     Raises httpx.HTTPError when ws-gateway cannot answer; `caller` names the service."""
@@ -55,10 +87,7 @@ def lookup_user(username: str, caller: str) -> dict | None:
         headers={"Authorization": f"Bearer {tokens.service_token(caller)}"},
         timeout=5,
     )
-    if res.status_code == 404:
-        return None
-    res.raise_for_status()
-    return res.json()
+    return _lookup_answer(res)
 
 
 def resolve_subject(sub: str, caller: str, name: str | None = None) -> dict:

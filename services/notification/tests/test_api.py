@@ -15,6 +15,15 @@ def bearer(user_id, username, staff=False) -> dict:
 ALICE, BOB, ADMIN = bearer(1, "alice"), bearer(2, "bob"), bearer(3, "admin", True)
 
 
+def resolver(ids: dict):
+    """views.resolve_user as ws-gateway would answer for these users (async, as the view awaits it)."""
+
+    async def resolve(name):
+        return ids.get(name)
+
+    return resolve
+
+
 def test_list_is_own_newest_first_paginated_and_filtered(client):
     for i in range(3):
         store.create(1, f"n{i}", "m")
@@ -38,7 +47,7 @@ def test_read_and_read_all_touch_only_own(client):
 
 
 def test_staff_create_resolves_the_user_and_others_may_not(client, monkeypatch):
-    monkeypatch.setattr(views, "resolve_user", lambda name: {"bob": 2}.get(name))
+    monkeypatch.setattr(views, "resolve_user", resolver({"bob": 2}))
     body = {"user": "bob", "title": "Hi", "message": "m", "url": "/x/"}
     assert client.post("/api/notifications/", body, content_type="application/json", **ALICE).status_code == 403
     res = client.post("/api/notifications/", body, content_type="application/json", **ADMIN)
@@ -55,7 +64,7 @@ def test_staff_create_is_201_when_stored_even_if_the_live_push_fails(client, mon
     from switchboard.settings_base import channel_layers as layers_config
 
     settings.CHANNEL_LAYERS = layers_config("redis://127.0.0.1:1/0")  # nothing listens there
-    monkeypatch.setattr(views, "resolve_user", lambda name: {"bob": 2}.get(name))
+    monkeypatch.setattr(views, "resolve_user", resolver({"bob": 2}))
     body = {"user": "bob", "title": "while Redis is down"}
     res = client.post("/api/notifications/", body, content_type="application/json", **ADMIN)
     assert res.status_code == 201

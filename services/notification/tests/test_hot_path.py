@@ -14,6 +14,15 @@ pytestmark = [pytest.mark.usefixtures("channel_layers"), pytest.mark.django_db(t
 ADMIN = {"Authorization": f"Bearer {tokens.issue(tokens.Identity(3, 'admin', True))}"}
 
 
+def resolver(ids: dict):
+    """views.resolve_user as ws-gateway would answer for these users (async, as the view awaits it)."""
+
+    async def resolve(name):
+        return ids.get(name)
+
+    return resolve
+
+
 def on_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -51,7 +60,7 @@ async def test_staff_create_pushes_the_notification_then_the_count_once_each(asy
     from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
 
-    monkeypatch.setattr(views, "resolve_user", lambda name: {"bob": 2}.get(name))
+    monkeypatch.setattr(views, "resolve_user", resolver({"bob": 2}))
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(store.group(2), channel)
@@ -66,3 +75,58 @@ async def test_staff_create_pushes_the_notification_then_the_count_once_each(asy
     assert second["text"] == store.count_frame(2)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.5)
+
+
+async def test_a_caller_that_hangs_up_after_the_store_still_has_it_pushed(monkeypatch):
+    """Django cancels a view whose client disconnects; the stored notification is pushed
+    anyway (the sync view's thread ran on; the async view shields store-and-push)."""
+    import time
+
+    from channels.layers import get_channel_layer
+    from django.core.handlers.asgi import ASGIHandler
+
+    monkeypatch.setattr(views, "resolve_user", resolver({"bob": 2}))
+    stored = views._store_counted
+
+    def slow_store(*args):
+        result = stored(*args)
+        time.sleep(0.3)  # the caller hangs up meanwhile
+        return result
+
+    monkeypatch.setattr(views, "_store_counted", slow_store)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(store.group(2), channel)
+    body = b'{"user": "bob", "title": "hung up"}'
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/notifications/",
+        "raw_path": b"/api/notifications/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", ADMIN["Authorization"].encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(0.1)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    await ASGIHandler()(scope, receive, send)
+    frame = await asyncio.wait_for(layer.receive(channel), 5)
+    assert '"hung up"' in frame["text"]
