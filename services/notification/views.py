@@ -20,11 +20,10 @@ import asyncio
 import logging
 
 import httpx
-from asgiref.sync import sync_to_async
 from pydantic import BaseModel, ConfigDict, Field
 
 from notification import store
-from switchboard import metrics, publish, serverapi, users
+from switchboard import dbthread, metrics, publish, serverapi, users
 from switchboard.http import api, json_error, json_response
 from switchboard.text import Link
 
@@ -60,7 +59,7 @@ async def resolve_user(username: str) -> int | None:
 
 def _store_counted(user_id: int, data: NewNotification) -> tuple[dict, int]:
     """Store it (committed before anyone is told), then the user's unread count: one
-    hand-off to the request's worker thread for both."""
+    hand-off to a database thread (switchboard.dbthread) for both."""
     n = store.create(user_id, data.title, data.message, data.url)
     return n, store.unread_count(user_id)
 
@@ -81,7 +80,7 @@ def _push_count(user_id: int) -> None:
 
 
 async def _create_and_push(user_id: int, data: NewNotification) -> dict:
-    n, count = await sync_to_async(_store_counted)(user_id, data)
+    n, count = await dbthread.run(_store_counted, user_id, data)
     metrics.NOTIFICATIONS_CREATED.labels("rest").inc()
     await _push_stored_async(user_id, n, count)
     return n
@@ -123,7 +122,8 @@ async def notifications(request, data: NewNotification | None = None, query: Pag
     # Async (issue 21): the staff POST is the hot path of every notification. On the loop,
     # the user lookup and both pushes cost no worker thread and no hand-off back to the
     # loop (a sync view took three round trips and a thread waiting on ws-gateway); the
-    # database is one hand-off, and the push still follows the commit.
+    # database is one hand-off to a thread that keeps its connection (switchboard.dbthread),
+    # and the push still follows the commit.
     me = request.identity
     if request.method == "POST":
         try:
@@ -136,7 +136,7 @@ async def notifications(request, data: NewNotification | None = None, query: Pag
         # stored still has it pushed, as the sync view's thread did.
         n = await asyncio.shield(_create_and_push(user_id, data))
         return json_response({**n, "user_id": user_id}, status=201)
-    return json_response(await sync_to_async(_page)(me.id, query))
+    return json_response(await dbthread.run(_page, me.id, query))
 
 
 @api(["POST"], responses={"POST": {200: "marked read; the new unread count"}})

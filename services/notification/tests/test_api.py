@@ -5,7 +5,9 @@ import pytest
 from notification import store, views
 from switchboard import tokens
 
-pytestmark = [pytest.mark.usefixtures("channel_layers"), pytest.mark.django_db]
+# transaction=True: the views do their database work on switchboard.dbthread's threads, whose
+# connections see only what is committed.
+pytestmark = [pytest.mark.usefixtures("channel_layers"), pytest.mark.django_db(transaction=True)]
 
 
 def bearer(user_id, username, staff=False) -> dict:

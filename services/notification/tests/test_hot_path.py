@@ -130,3 +130,39 @@ async def test_a_caller_that_hangs_up_after_the_store_still_has_it_pushed(monkey
     await ASGIHandler()(scope, receive, send)
     frame = await asyncio.wait_for(layer.receive(channel), 5)
     assert '"hung up"' in frame["text"]
+
+
+async def test_database_threads_keep_their_connections_and_replace_a_broken_one(monkeypatch):
+    """dbthread.run: every call on one of DB_THREADS connections, opened once, and a
+    connection that errored and is unusable is closed after the call (the next reconnects)."""
+    from django.db import connection
+
+    from switchboard import dbthread
+
+    monkeypatch.setattr(dbthread, "DB_THREADS", 1)
+    monkeypatch.setattr(dbthread, "_executor", None)
+
+    seen = []  # the connections themselves, kept alive so that no id is reused
+
+    def which():
+        connection.ensure_connection()
+        seen.append(connection.connection)
+        return id(connection.connection)
+
+    first = {await dbthread.run(which) for _ in range(10)}
+    again = {await dbthread.run(which) for _ in range(10)}
+    assert len(first) == 1 and again == first
+
+    closed = []
+
+    def break_it():
+        # The server went away (SQLite's is_usable is always True: PostgreSQL's answer),
+        # and the test's in-memory SQLite never really closes: record the close.
+        connection.ensure_connection()
+        connection.errors_occurred = True
+        connection.is_usable = lambda: False
+        connection.close = lambda: closed.append(True)
+
+    await dbthread.run(break_it)
+    assert closed == [True]
+    assert await dbthread.run(lambda: store.create(5, "after", "m")["title"]) == "after"
