@@ -14,7 +14,8 @@ Every call goes through one httpx.Client per process (`_client()`), kept alive: 
 `httpx.get` builds a Client each time, and building one loads the CA bundle into a new
 SSL context (20-35 ms on the 2-core bench machine, even for an http:// URL) and opens
 a new TCP connection. That was most of a staff `POST /api/notifications/` (issue 21).
-An async view asks through its event loop's one httpx.AsyncClient (lookup_user_async).
+An async view asks through its event loop's one switchboard.internalhttp.Client
+(lookup_user_async): httpx's async transport cost more CPU than the rest of the view.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import weakref
 
 import httpx
 
-from switchboard import tokens
+from switchboard import internalhttp, tokens
 from switchboard.routes import internal_url
 
 SHOP_IDENTITY_CACHE_SECONDS = 60.0
@@ -36,7 +37,7 @@ _shop_cache: dict[bytes, tuple[float, tokens.Identity | None]] = {}
 _shop_cache_lock = threading.Lock()
 _http: httpx.Client | None = None
 _http_lock = threading.Lock()
-_async_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_async_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, internalhttp.Client] = weakref.WeakKeyDictionary()
 
 
 def _client() -> httpx.Client:
@@ -50,13 +51,13 @@ def _client() -> httpx.Client:
     return _http
 
 
-def _async_client() -> httpx.AsyncClient:
-    """The event loop's one async client to ws-gateway (an AsyncClient belongs to the loop
-    that made it: daphne has one for its life, a test a new one each)."""
+def _async_client() -> internalhttp.Client:
+    """The event loop's one async client to ws-gateway (its connections belong to the loop
+    that made them: daphne has one for its life, a test a new one each)."""
     loop = asyncio.get_running_loop()
     client = _async_http.get(loop)
     if client is None:
-        client = _async_http[loop] = httpx.AsyncClient(timeout=5)
+        client = _async_http[loop] = internalhttp.Client()
     return client
 
 
