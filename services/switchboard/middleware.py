@@ -9,12 +9,14 @@ loop, with the same code and the same results. Issue 21: at 100 staff notificati
 these hand-offs were a tenth of notification-http's CPU per POST, and every
 ws-gateway user lookup paid them too.
 
-Only a middleware whose hooks never block may use InlineHooks (a session or CSRF
-middleware reads or writes the database: they keep Django's thread hand-off).
+ws-gateway's AuthenticationMiddleware (lazy users) and CSP middleware run inline too.
+Only a middleware whose hooks never block may use InlineHooks (the session middleware
+writes the database; CSRF's keeps Django's hand-off as well, it is not on the hot path).
 """
 
 from __future__ import annotations
 
+from django.contrib.auth import middleware as auth
 from django.middleware import clickjacking, common, security
 
 
@@ -41,3 +43,8 @@ class CommonMiddleware(InlineHooks, common.CommonMiddleware):
 
 class XFrameOptionsMiddleware(InlineHooks, clickjacking.XFrameOptionsMiddleware):
     """X-Frame-Options (DENY: no page of Switchboard is meant to be framed)."""
+
+
+class AuthenticationMiddleware(InlineHooks, auth.AuthenticationMiddleware):
+    """request.user and request.auser, both lazy: the database is read (in the view's
+    thread, or awaited) only when a view asks who the session's user is."""

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from csp.middleware import CSPMiddleware, PolicyParts
 
+from switchboard.middleware import InlineHooks
 
-class PageCSPMiddleware(CSPMiddleware):
+
+class PageCSPMiddleware(InlineHooks, CSPMiddleware):
+    """Its hooks only build a header: on the event loop (switchboard/middleware.py)."""
+
     def get_policy_parts(self, request, response, report_only: bool = False) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
         ws_origin = ("wss://" if request.is_secure() else "ws://") + request.get_host()

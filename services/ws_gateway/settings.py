@@ -12,7 +12,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     *MIDDLEWARE,
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lazy request.user, on the event loop (switchboard/middleware.py).
+    "switchboard.middleware.AuthenticationMiddleware",
     # Content-Security-Policy on every response (the pages are what it protects), with the
     # page's ws(s):// origin added to connect-src (ws_gateway/csp.py).
     "ws_gateway.csp.PageCSPMiddleware",
