@@ -395,8 +395,13 @@ def daphne_command(
     # take the client's address from the first X-Forwarded-For entry, which the client
     # writes itself; ws_gateway/clientip.py believes the proxy's X-Real-IP, from the
     # proxy only (TRUSTED_PROXIES).
+    # An endpoint string rather than -b/-p: daphne's -b/-p listen with Twisted's default
+    # backlog of 50, which a reconnect storm overflows (connects dropped, SYN retransmits);
+    # the endpoint takes LISTEN_BACKLOG. An IPv6 address is escaped as Twisted wants it.
+    interface = bind.replace(":", r"\:")
+    endpoint = f"tcp:port={port}:interface={interface}:backlog={get('LISTEN_BACKLOG')}"
     return [
-        python, "-m", "daphne", "-b", bind, "-p", str(port), "-v", "0",
+        python, "-m", "daphne", "-e", endpoint, "-v", "0",
         "--ping-interval", get("WS_PING_INTERVAL_SECONDS"), "--ping-timeout", get("WS_PING_TIMEOUT_SECONDS"),
         "--websocket-max-message-size", str(max_bytes), asgi,
     ]  # fmt: skip

@@ -190,7 +190,14 @@ class Fleet:
             if p.http_port:
                 upstreams.setdefault(p.service, []).append(f"127.0.0.1:{p.http_port}")
         nginx_conf = self.run_dir / "nginx.conf"
-        nginx_conf.write_text(render_nginx(upstreams, f"127.0.0.1:{self.gateway_port}", self.run_dir))
+        nginx_conf.write_text(
+            render_nginx(
+                upstreams,
+                f"127.0.0.1:{self.gateway_port}",
+                self.run_dir,
+                backlog=int(self.setting("LISTEN_BACKLOG")),
+            )
+        )
         self.programs.append(
             Program(
                 "nginx",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
+from switchboard.config import default as setting_default  # noqa: E402
 from switchboard.routes import MAX_BODY_BYTES, PROXY_IDLE_TIMEOUT_SECONDS, RouteTable, load  # noqa: E402
 
 # The access log line of every proxy in front of Switchboard (this nginx, compose's
@@ -59,8 +60,12 @@ def render(
     prefix: Path,
     table: RouteTable | None = None,
     worker_connections: int = 16384,
+    backlog: int | None = None,
 ) -> str:
+    """nginx's config. `backlog`: the listen backlog (LISTEN_BACKLOG's default unless given;
+    nginx's own default, 511, drops a reconnect storm's connects: see fleet.daphne_command)."""
     table = table or load()
+    backlog = backlog or int(setting_default("LISTEN_BACKLOG"))
     blocks = []
     for service in sorted(upstreams):
         servers = "".join(f"        server {addr} max_fails=0;\n" for addr in upstreams[service])
@@ -135,7 +140,7 @@ http {{
     proxy_http_version 1.1;
 {"".join(blocks)}
     server {{
-        listen {listen};
+        listen {listen} backlog={backlog};
         # A body over client_max_body_size gets the APIs' JSON error shape, as the
         # OpenAPI documents say (413), not nginx's HTML page.
         error_page 413 @body_too_large;
@@ -153,12 +158,13 @@ def main() -> None:
     parser.add_argument("--upstream", action="append", default=[], help="service=host:port[,host:port]")
     parser.add_argument("--listen", default="127.0.0.1:8080")
     parser.add_argument("--prefix", default="var/run")
+    parser.add_argument("--backlog", type=int, default=None, help="listen backlog (default: LISTEN_BACKLOG's)")
     args = parser.parse_args()
     upstreams = {}
     for item in args.upstream:
         name, _, addrs = item.partition("=")
         upstreams[name] = addrs.split(",")
-    print(render(upstreams, args.listen, Path(args.prefix).resolve()))
+    print(render(upstreams, args.listen, Path(args.prefix).resolve(), backlog=args.backlog))
 
 
 if __name__ == "__main__":

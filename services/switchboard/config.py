@@ -451,6 +451,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_PORT", "8080", "Port nginx listens on for `make run` (on 127.0.0.1).", type=Kind.PORT),
     Setting("WS_GATEWAY_PROCESSES", "2", "ws-gateway processes the launcher runs behind nginx.", minimum=1),
     Setting(
+        "LISTEN_BACKLOG",
+        "4096",
+        "Listen backlog of every server socket the fleet opens: nginx's `listen ... backlog=` and each daphne's (ws-gateway's and every service's HTTP face). A reconnect storm's connects wait in it while a process is busy; past it the kernel drops them and each waits out SYN retransmits (1, 3, 7, 15 s). daphne's default is 50 and nginx's 511; the kernel caps it at net.core.somaxconn (4096 on Linux 5.4 and later).",
+        minimum=1,
+    ),
+    Setting(
         "DEMO_PASSWORD", "switchboard", "Password of the demo users alice, bob and admin made by make run.", secret=True
     ),
     Setting("LOG_LEVEL", "INFO", "Python log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
