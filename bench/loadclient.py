@@ -29,7 +29,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
-from wsproto_min import WSClient  # noqa: E402
+from wsproto_min import HandshakeError, WSClient  # noqa: E402
 
 from switchboard.tokens import Identity, issue  # noqa: E402
 
@@ -608,6 +608,260 @@ async def scenario_roomstorm(args, target: Target) -> dict:
     }
 
 
+# -------------------------------------------------------------- reconnect ----
+class Subscriber:
+    """One socket of the reconnect scenario: every seq it got (history and live) and how
+    it came back after each drop."""
+
+    __slots__ = ("room", "uid", "token", "ws", "base", "last_seq", "seen", "dups", "truncated")
+    __slots__ += ("drops", "down_since", "back_after", "ready", "sender")
+
+    def __init__(self, room: str, uid: int, token: str, sender: bool = False):
+        self.room, self.uid, self.token, self.sender = room, uid, token, sender
+        self.ws: WSClient | None = None
+        self.base: int | None = None  # the room's last seq at the first accept
+        self.last_seq = 0
+        self.seen = bytearray()  # seen[seq - base - 1]: how often that seq arrived
+        self.dups = 0
+        self.truncated = 0
+        self.drops = 0
+        self.down_since: float | None = None
+        self.back_after: list[float] = []  # seconds from each drop to the accept after it
+        self.ready: asyncio.Future | None = None
+
+    def got(self, seq: int) -> None:
+        if self.base is None or seq <= self.base:
+            return  # before its first accept: not part of the stream it is owed
+        i = seq - self.base - 1
+        if i >= len(self.seen):
+            self.seen.extend(bytes(i - len(self.seen) + 256))
+        if self.seen[i]:
+            self.dups += 1
+        else:
+            self.seen[i] = 1
+        if seq > self.last_seq:
+            self.last_seq = seq
+
+    def on_message(self, ws: WSClient, payload: bytes) -> None:
+        if payload.startswith(b'{"type":"chat_message"'):
+            self.got(orjson.loads(payload)["seq"])
+        elif payload.startswith(b'{"type":"history"'):
+            frame = orjson.loads(payload)
+            if self.base is None:
+                self.base = self.last_seq = frame["last_seq"]
+            else:
+                self.truncated += bool(frame.get("truncated"))
+                for m in frame["messages"]:
+                    self.got(m["seq"])
+            if self.ready is not None and not self.ready.done():
+                self.ready.set_result(time.perf_counter())
+        elif payload.startswith(b'{"type":"error"') and self.ready is not None and not self.ready.done():
+            self.ready.set_exception(RuntimeError(payload[:200].decode()))
+
+
+async def scenario_reconnect(args, target: Target) -> dict:
+    """A reconnect storm after ws-gateway processes die (issue 21): --sockets sockets of
+    distinct users spread over --rooms rooms (named --room-0 ...), a sender per room
+    posting --rate messages/s throughout; once all are in, SIGKILL --kill-pids (the
+    launcher's supervisord restarts them). Every dropped socket reconnects at once with
+    `?since=<its last seq>`, at most --concurrency handshakes in flight; an attempt that
+    fails retries after the JS client's backoff (500 ms doubling, jitter 0.5). Figures:
+    seconds until every dropped socket is accepted again, failed attempts by cause, and
+    whether each socket's stream, history and live frames together, holds every seq of
+    its room from its first accept to the end once: no gap, no duplicate."""
+    import random
+    import signal
+
+    loop = asyncio.get_running_loop()
+    host = f"{args.host}:{args.port}"
+    sem = asyncio.Semaphore(args.concurrency)
+    rooms = [f"{args.room}-{i}" for i in range(args.rooms)]
+    subs = [
+        Subscriber(rooms[i % len(rooms)], uid, issue(Identity(uid, f"u{uid}", False), ttl=86400))
+        for i, uid in enumerate(range(args.uid_base, args.uid_base + args.sockets))
+    ]
+    senders = [
+        Subscriber(room, uid, issue(Identity(uid, f"u{uid}", False), ttl=86400), sender=True)
+        for room, uid in zip(rooms, range(args.uid_base + args.sockets, 10**9), strict=False)
+    ]
+    failed: dict[str, int] = {}  # failed attempts during the storm, by cause
+    fill_failed: dict[str, int] = {}
+    errors: list[str] = []
+    stopping = False
+    storming = False
+    pending: set[asyncio.Task] = set()
+
+    async def attempt(sub: Subscriber) -> str | None:
+        """One connect; None once accepted, else the cause of the failure."""
+        path = f"/ws/chat/{sub.room}/" + ("" if sub.base is None else f"?since={sub.last_seq}")
+        sub.ready = loop.create_future()
+
+        def factory():
+            return WSClient(host, path, target.headers(sub.token), sub.on_message)
+
+        ws = None
+        try:
+            async with asyncio.timeout(args.ready_timeout):
+                _, ws = await loop.create_connection(factory, args.host, args.port)
+                await ws.opened
+                await asyncio.wait([sub.ready, ws.closed], return_when=asyncio.FIRST_COMPLETED)
+                if not sub.ready.done():
+                    return f"closed {ws.close_code or 1006} before its accept"
+                sub.ready.result()
+        except TimeoutError:
+            cause = "no accept within --ready-timeout"
+        except HandshakeError as exc:
+            status = str(exc).split()
+            cause = f"handshake: HTTP {status[1]}" if status[0].startswith("HTTP") else "handshake: connection lost"
+        except OSError as exc:
+            cause = f"connect: {exc.strerror or exc!r}"
+        except RuntimeError as exc:
+            cause = f"error frame: {str(exc)[:80]}"
+        else:
+            sub.ws = ws
+            ws.closed.add_done_callback(lambda _f, sub=sub, ws=ws: on_closed(sub, ws))
+            return None
+        if ws is not None and ws.transport:
+            ws.transport.abort()
+        return cause
+
+    async def connect(sub: Subscriber, tally: dict[str, int]) -> bool:
+        tries = 0
+        deadline = time.perf_counter() + args.deadline
+        while not stopping and time.perf_counter() < deadline:
+            async with sem:
+                cause = await attempt(sub)
+            if cause is None:
+                if sub.down_since is not None:
+                    sub.back_after.append(time.perf_counter() - sub.down_since)
+                    sub.down_since = None
+                return True
+            tally[cause] = tally.get(cause, 0) + 1
+            delay = min(30.0, 0.5 * 2**tries)
+            tries += 1
+            await asyncio.sleep(delay * (0.5 + 0.5 * random.random()))
+        return False
+
+    def on_closed(sub: Subscriber, ws: WSClient) -> None:
+        if stopping or sub.ws is not ws:
+            return
+        sub.ws = None
+        sub.drops += 1
+        sub.down_since = time.perf_counter()
+        if not storming and len(errors) < 10:
+            errors.append(f"dropped before the kill: close {ws.close_code}")
+        task = asyncio.ensure_future(connect(sub, failed))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    # 1. Fill every room (not the figure: the storm is), the senders last.
+    meter = Meter(None)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(connect(s, fill_failed) for s in subs + senders))
+    fill_s = time.perf_counter() - t0
+    fill_cpu = meter.stop()["client_cpu"]
+    await asyncio.sleep(args.settle)
+
+    # 2. Senders post throughout; the kill comes once the rooms have traffic.
+    sent = 0
+
+    async def send_loop():
+        nonlocal sent
+        period = 1.0 / args.rate
+        n = 0
+        t = time.perf_counter()
+        while not stopping:
+            for s in senders:
+                if s.ws is not None:
+                    s.ws.send(target.chat(f"{n:09d}|reconnect", f"{RUN}-rc-{s.room}-{n}"))
+                    sent += 1
+            n += 1
+            t += period
+            await asyncio.sleep(max(0.0, t - time.perf_counter()))
+
+    sender_task = asyncio.ensure_future(send_loop())
+    await asyncio.sleep(args.before)
+    meter = Meter(None)
+    storming = True
+    t_kill = time.perf_counter()
+    for pid in args.kill_pids:
+        os.kill(pid, signal.SIGKILL)
+    # Every socket of a killed process is dropped within moments of the kill; then wait
+    # until none is down (or --deadline).
+    await asyncio.sleep(1.0)
+    while any(s.ws is None for s in subs) and time.perf_counter() - t_kill < args.deadline:
+        await asyncio.sleep(0.05)
+    storm_phase = meter.stop()
+    dropped = [s for s in subs if s.drops]
+    not_back = [s for s in subs if s.ws is None]
+    backs = sorted(b for s in subs for b in s.back_after)
+    refused = {k: v for k, v in failed.items() if k != "handshake: HTTP 502"}
+    all_back_s = max(backs, default=0.0) if not not_back else None
+    # Traffic goes on after the storm, then stops; what every socket is owed is its
+    # room's stream up to the last seq, read from a fresh connect's history.
+    await asyncio.sleep(args.after)
+    stopping_senders = sent
+    sender_task.cancel()
+    await asyncio.sleep(args.settle)
+    stopping = True
+    final: dict[str, int] = {}
+    for room in rooms:
+        probe = Subscriber(room, args.uid_base - 1, issue(Identity(args.uid_base - 1, "checker", False), ttl=86400))
+        await attempt(probe)
+        final[room] = probe.base if probe.base is not None else -1
+        if probe.ws:
+            probe.ws.close()
+    gaps = dups = inexact = truncated = 0
+    for s in subs:
+        owed = final[s.room] - (s.base or 0)
+        have = sum(s.seen[:owed])
+        extra = sum(s.seen[owed:])  # seqs past the room's last: impossible unless the probe lied
+        gap = owed - have
+        gaps += gap
+        dups += s.dups
+        truncated += s.truncated
+        inexact += bool(gap or s.dups or extra or s.truncated)
+    for s in subs + senders:
+        if s.ws is not None:
+            s.ws.close()
+    await asyncio.sleep(0.5)
+    for t in list(pending):
+        t.cancel()
+    return {
+        "scenario": "reconnect",
+        "target": target.name,
+        "rooms": args.rooms,
+        "sockets": args.sockets,
+        "in_flight": args.concurrency,
+        "killed": len(args.kill_pids),
+        "fill_s": round(fill_s, 2),
+        "fill_client_cpu": fill_cpu,
+        "fill_failed_attempts": sum(fill_failed.values()),
+        "dropped": len(dropped),
+        "drops": sum(s.drops for s in subs),
+        "all_back_s": round(all_back_s, 2) if all_back_s is not None else None,
+        "back_p50_s": round(percentile(backs, 50), 2) if backs else None,
+        "back_p99_s": round(percentile(backs, 99), 2) if backs else None,
+        "not_back": len(not_back),
+        # nginx's 502: no gateway process was up to take the handshake (all killed);
+        # the rest were refused or closed by a gateway that was up.
+        "no_gateway_502": failed.get("handshake: HTTP 502", 0),
+        "refused": sum(refused.values()),
+        "failed_by_cause": failed,
+        "first_back_s": round(backs[0], 2) if backs else None,
+        "storm_client_cpu": storm_phase["client_cpu"],
+        "rate_per_room": args.rate,
+        "messages_sent": stopping_senders,
+        "messages_stored": sum(v for v in final.values() if v > 0),
+        "exact": len(subs) - inexact,
+        "inexact": inexact,
+        "gaps": gaps,
+        "duplicates": dups,
+        "truncated_histories": truncated,
+        "errors": errors,
+    }
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
@@ -619,6 +873,7 @@ SCENARIOS = {
     "hold": scenario_hold,
     "roomjoin": scenario_roomjoin,
     "roomstorm": scenario_roomstorm,
+    "reconnect": scenario_reconnect,
 }
 
 
@@ -646,6 +901,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--room-b", default="bench-b", help="roomstorm: the room probed during the storm")
     p.add_argument("--probes", type=int, default=10, help="roomstorm: connects into --room-b")
     p.add_argument("--probe-gap", type=float, default=0.5, help="roomstorm: seconds between probes")
+    p.add_argument("--rooms", type=int, default=5, help="reconnect: rooms the sockets are spread over")
+    p.add_argument("--rate", type=float, default=2.0, help="reconnect: messages/s per room")
+    p.add_argument("--before", type=float, default=2.0, help="reconnect: seconds of traffic before the kill")
+    p.add_argument("--after", type=float, default=2.0, help="reconnect: seconds of traffic after all are back")
+    p.add_argument("--deadline", type=float, default=120.0, help="reconnect: give up on a socket after this")
+    p.add_argument("--ready-timeout", type=float, default=30.0, help="reconnect: one attempt's limit")
+    p.add_argument(
+        "--kill-pids",
+        type=lambda v: tuple(int(x) for x in v.split(",") if x),
+        default=(),
+        help="reconnect: processes to SIGKILL once every socket is in",
+    )
     p.add_argument(
         "--pids",
         type=lambda v: tuple(int(x) for x in v.split(",") if x),

@@ -7,6 +7,7 @@
     python bench/run.py --only switchboard --patches-off twisted_writes
     python bench/run.py --only switchboard,rooms --db sqlite,postgres   # both databases, one table
     python bench/run.py --only notify    # notification push latency at 100/s through nginx
+    python bench/run.py --only reconnect --scale mid   # the reconnect storm after a ws-gateway SIGKILL
 
 For each server in turn: boot it (Switchboard with deploy/launcher.py's Fleet, the
 same launcher as `make run`, with production settings and rate limits raised for the
@@ -19,6 +20,13 @@ runs it), `postgres` (each service's own database on one PostgreSQL 15 cluster, 
 compose runs it; a throwaway cluster on a free port, switchboard.testing.PostgresCluster,
 the fault campaign's), or both in turn, each fleet through the same scenarios; the
 table has one column per database.
+
+`--only reconnect` boots a fleet as `make run` runs it (its default ws-gateway
+processes, nginx in front) and, for sockets spread over 5 rooms and then all in one
+room, SIGKILLs one ws-gateway process and then all of them (BENCH_RECONNECT_KILL):
+every dropped client reconnects at once with `since`, 200 handshakes in flight, while a
+sender posts to each room; the figures are the time until every socket is back, the
+attempts refused, and whether every client's stream is exact (loadclient's `reconnect`).
 
 `--only patches` boots one fleet and, on it, one extra ws-gateway process per variant
 (all patches on, then each patch that can be switched off, off alone; the names are
@@ -53,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 
-from fleet import SERVICES  # noqa: E402
+from fleet import SERVICES, process  # noqa: E402
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
 from switchboard.config import env, env_int  # noqa: E402
@@ -83,6 +91,8 @@ SCALES = {
         "room_connects": 300,
         # roomstorm: this many sockets into one room at once, a quiet room probed meanwhile
         "storm_sockets": 2000,
+        # reconnect: this many sockets (in 5 rooms, then in one), a ws-gateway SIGKILLed
+        "reconnect_sockets": 5000,
     },
     # What one server process's patches cost or buy (`--only patches`): 1,000 receivers
     # and 3,000 idle sockets show each effect in a minute a variant.
@@ -97,6 +107,7 @@ SCALES = {
         "room_sizes": [100, 1000],
         "room_connects": 100,
         "storm_sockets": 500,
+        "reconnect_sockets": 1000,
     },
     "smoke": {
         "receivers": [20],
@@ -109,6 +120,7 @@ SCALES = {
         "room_sizes": [20],
         "room_connects": 20,
         "storm_sockets": 50,
+        "reconnect_sockets": 50,
     },
 }
 # Production settings, with every rate limit far above the load: the bench measures
@@ -321,8 +333,7 @@ def gateway_variant(fleet: Fleet, name: str, env_extra: dict[str, str], run_dir:
     on top of ws-gateway-0's (which stays up, idle, as in the uvicorn comparison)."""
     gw = fleet.program("ws-gateway-0")
     port = free_port()
-    cmd = list(gw.command)
-    cmd[cmd.index("-p") + 1] = str(port)
+    cmd = process(gw.kind).command(bind="127.0.0.1", port=port, settings=fleet.settings(), python=PY)
     env = {**os.environ, **fleet.base_env, **gw.env, "SERVICE_NAME": name, "METRICS_PORT": "0", **env_extra}
     log = open(run_dir / "logs" / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -662,6 +673,93 @@ def create_rooms(fleet: Fleet, slugs: list[str]) -> None:
     )
 
 
+# ---------------------------------------------------------------- reconnect ----
+RECONNECT_LAYOUTS = (("rooms5", 5), ("room1", 1))  # (results key, rooms)
+RECONNECT_IN_FLIGHT = 200
+
+
+def reconnect_kills() -> list[str]:
+    """Which ws-gateway processes the reconnect scenario kills: `one` (ws-gateway-0: its
+    sockets reconnect through nginx to the other while supervisord restarts it) and/or
+    `all` (every socket reconnects; none can be accepted until one is back)."""
+    kills = os.environ.get("BENCH_RECONNECT_KILL", "one,all").split(",")
+    if any(k not in ("one", "all") for k in kills):
+        raise SystemExit(f"BENCH_RECONNECT_KILL={','.join(kills)}: one, all or one,all")
+    return kills
+
+
+def run_reconnect(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
+    """The reconnect storm after a ws-gateway SIGKILL (issue 21), on a fleet as `make run`
+    runs it (its default gateway processes) behind nginx: `bench/run.py --only reconnect`.
+    Each layout (sockets over 5 rooms, then all in one) with each kill (BENCH_RECONNECT_KILL)
+    on fresh rooms of the same fleet."""
+    n = scale["reconnect_sockets"]
+    out: dict = {}
+    with BenchFleet(run_dir, db, env_int("WS_GATEWAY_PROCESSES")) as fleet:
+        gateways = [p.name for p in fleet.programs if p.kind == "ws-gateway"]
+        for kill in reconnect_kills():
+            for i, (label, rooms) in enumerate(RECONNECT_LAYOUTS):
+                prefix = f"recon-{kill}-{rooms}"
+                create_rooms(fleet, [f"{prefix}-{r}" for r in range(rooms)])
+                victims = gateways[:1] if kill == "one" else gateways
+                res = client(
+                    "reconnect", "switchboard", fleet.gateway_port, None,
+                    "--room", prefix, "--rooms", str(rooms), "--sockets", str(n),
+                    "--concurrency", str(RECONNECT_IN_FLIGHT),
+                    "--kill-pids", ",".join(str(fleet.pid(v)) for v in victims),
+                    "--uid-base", str(800_000 + (i + 2 * (kill == "all")) * 20_000),
+                    "--rate", "2", "--before", "3", "--after", "3",
+                    timeout=1200,
+                )  # fmt: skip
+                res["killed_processes"] = victims
+                res["gateways"] = len(gateways)
+                res["loadavg_after"] = os.getloadavg()
+                out[f"{label}_kill_{kill}"] = res
+                # The killed gateways back (supervisord), the close storm drained through
+                # chat's inbox, before the next layout connects.
+                fleet.wait_ready(time.time() + 120, victims)
+                time.sleep(10 if n >= 1000 else 3)
+    return {db_key("switchboard-reconnect", db): out}
+
+
+RECONNECT_ROWS = (
+    # (label, field, target)
+    ("sockets dropped (of all)", "dropped", ""),
+    ("all back, s", "all_back_s", "≤ 10 s"),
+    ("back p50 / p99, s", ("back_p50_s", "back_p99_s"), ""),
+    ("not back", "not_back", "0"),
+    ("first back, s", "first_back_s", ""),
+    ("refused/closed by a gateway", "refused", "0"),
+    ("502s while no gateway was up", "no_gateway_502", ""),
+    ("exact streams", "exact", "all"),
+    ("gaps / duplicates", ("gaps", "duplicates"), "0 / 0"),
+    ("client CPU in the storm", "storm_client_cpu", ""),
+)
+
+
+def reconnect_table(results: dict) -> str:
+    keys = [k for k in ("switchboard-reconnect", "switchboard-reconnect-postgres") if k in results]
+    if not keys:
+        return ""
+    cols = [(k, v) for k in keys for v in results[k]]
+    head = ["reconnect storm (through nginx)", *(f"{v}{' pg' if k.endswith('postgres') else ''}" for k, v in cols)]
+    lines = []
+    for label, field, target in RECONNECT_ROWS:
+        cells = []
+        for k, v in cols:
+            node = results[k][v]
+            if "error" in node:
+                cells.append("error")
+            elif isinstance(field, tuple):
+                cells.append(" / ".join(fmt(node.get(f)) for f in field))
+            elif field == "dropped":
+                cells.append(f"{fmt(node.get('dropped'))} of {fmt(node.get('sockets'))}")
+            else:
+                cells.append(fmt(node.get(field)))
+        lines.append([label + (f" (target {target})" if target else ""), *cells])
+    return markdown(head, lines)
+
+
 class Reference:
     """The floor or the peer, on a Redis of its own."""
 
@@ -928,7 +1026,7 @@ def machine() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=SCALES, default=os.environ.get("BENCH_SCALE", "full"))
-    p.add_argument("--only", default="switchboard,rooms,notify,floor,peer")
+    p.add_argument("--only", default="switchboard,rooms,notify,reconnect,floor,peer")
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
     p.add_argument(
         "--db",
@@ -980,17 +1078,20 @@ def main() -> None:
             for db in dbs:
                 print(f"   on {db}", flush=True)
                 results.update(run_notify(args.scale, run_root / f"notify-{db}", db))
+        elif target == "reconnect":
+            for db in dbs:
+                print(f"   on {db}", flush=True)
+                results.update(run_reconnect(scale, run_root / f"reconnect-{db}", db))
         elif target == "patches":
             results.update(run_patches(scale, run_root / "patches", args.rounds))
         else:
             results[target] = run_reference(target, scale, run_root / target)
         print(f"   {time.time() - t0:.0f} s", flush=True)
     derive(results)
-    text = table(results, scale)
-    if rooms := rooms_table(results):
-        text += "\n\n" + rooms
-    if notify := notify_table(results):
-        text += "\n\n" + notify
+    text = table(results, scale) if any(t in results for t in (*SB_TARGETS, "floor", "peer")) else ""
+    for extra in (rooms_table(results), notify_table(results), reconnect_table(results)):
+        if extra:
+            text = f"{text}\n\n{extra}" if text else extra
     if "patches" in results:
         text = (text + "\n\n" if any(t in results for t in (*SB_TARGETS, "floor", "peer")) else "") + patches_table(
             results, scale
