@@ -659,6 +659,13 @@ class Subscriber:
             self.ready.set_exception(RuntimeError(payload[:200].decode()))
 
 
+def listen_overflows() -> dict[str, int]:
+    """The kernel's TcpExt ListenOverflows and ListenDrops counters (/proc/net/netstat)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
+    fields = dict(zip(lines[0][1:], lines[1][1:], strict=True)) if len(lines) >= 2 else {}
+    return {k: int(fields[k]) for k in ("ListenOverflows", "ListenDrops") if k in fields}
+
+
 async def scenario_reconnect(args, target: Target) -> dict:
     """A reconnect storm after ws-gateway processes die (issue 21): --sockets sockets of
     distinct users spread over --rooms rooms (named --room-0 ...), a sender per room
@@ -783,6 +790,7 @@ async def scenario_reconnect(args, target: Target) -> dict:
     await asyncio.sleep(args.before)
     meter = Meter(None)
     storming = True
+    overflows0 = listen_overflows()
     t_kill = time.perf_counter()
     for pid in args.kill_pids:
         os.kill(pid, signal.SIGKILL)
@@ -792,6 +800,7 @@ async def scenario_reconnect(args, target: Target) -> dict:
     while any(s.ws is None for s in subs) and time.perf_counter() - t_kill < args.deadline:
         await asyncio.sleep(0.05)
     storm_phase = meter.stop()
+    overflows = {k: v - overflows0.get(k, 0) for k, v in listen_overflows().items()}
     dropped = [s for s in subs if s.drops]
     not_back = [s for s in subs if s.ws is None]
     backs = sorted(b for s in subs for b in s.back_after)
@@ -850,6 +859,9 @@ async def scenario_reconnect(args, target: Target) -> dict:
         "failed_by_cause": failed,
         "first_back_s": round(backs[0], 2) if backs else None,
         "storm_client_cpu": storm_phase["client_cpu"],
+        # The machine's, over the storm (other processes' too): connects a full listen
+        # queue dropped (each then waits out a SYN retransmit, 1 s and more).
+        "listen_overflows": overflows,
         "rate_per_room": args.rate,
         "messages_sent": stopping_senders,
         "messages_stored": sum(v for v in final.values() if v > 0),

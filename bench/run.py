@@ -733,6 +733,7 @@ RECONNECT_ROWS = (
     ("502s while no gateway was up", "no_gateway_502", ""),
     ("exact streams", "exact", "all"),
     ("gaps / duplicates", ("gaps", "duplicates"), "0 / 0"),
+    ("listen overflows (machine)", "listen_overflows.ListenOverflows", ""),
     ("client CPU in the storm", "storm_client_cpu", ""),
 )
 
@@ -755,7 +756,7 @@ def reconnect_table(results: dict) -> str:
             elif field == "dropped":
                 cells.append(f"{fmt(node.get('dropped'))} of {fmt(node.get('sockets'))}")
             else:
-                cells.append(fmt(node.get(field)))
+                cells.append(fmt(_get(results[k], v, field)))
         lines.append([label + (f" (target {target})" if target else ""), *cells])
     return markdown(head, lines)
 
