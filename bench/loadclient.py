@@ -659,6 +659,15 @@ class Subscriber:
             self.ready.set_exception(RuntimeError(payload[:200].decode()))
 
 
+def proc_cpu(pid: int) -> float | None:
+    """CPU seconds of one process and its reaped children (nginx's worker is a child)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(f) for f in fields[11:15]) / CLK_TCK
+
+
 def listen_overflows() -> dict[str, int]:
     """The kernel's TcpExt ListenOverflows and ListenDrops counters (/proc/net/netstat)."""
     lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines() if line.startswith("TcpExt:")]
@@ -791,6 +800,7 @@ async def scenario_reconnect(args, target: Target) -> dict:
     meter = Meter(None)
     storming = True
     overflows0 = listen_overflows()
+    watch0 = {name: proc_cpu(pid) for name, pid in args.watch.items()}
     t_kill = time.perf_counter()
     for pid in args.kill_pids:
         os.kill(pid, signal.SIGKILL)
@@ -801,6 +811,12 @@ async def scenario_reconnect(args, target: Target) -> dict:
         await asyncio.sleep(0.05)
     storm_phase = meter.stop()
     overflows = {k: v - overflows0.get(k, 0) for k, v in listen_overflows().items()}
+    # Cores each watched process used over the storm (one that was killed: not there).
+    storm_cpu = {
+        name: round((c1 - watch0[name]) / storm_phase["wall_s"], 3)
+        for name, pid in args.watch.items()
+        if (c1 := proc_cpu(pid)) is not None and watch0[name] is not None
+    }
     dropped = [s for s in subs if s.drops]
     not_back = [s for s in subs if s.ws is None]
     backs = sorted(b for s in subs for b in s.back_after)
@@ -862,6 +878,8 @@ async def scenario_reconnect(args, target: Target) -> dict:
         # The machine's, over the storm (other processes' too): connects a full listen
         # queue dropped (each then waits out a SYN retransmit, 1 s and more).
         "listen_overflows": overflows,
+        "storm_wall_s": storm_phase["wall_s"],
+        "storm_server_cpu": dict(sorted(storm_cpu.items(), key=lambda kv: -kv[1])),
         "rate_per_room": args.rate,
         "messages_sent": stopping_senders,
         "messages_stored": sum(v for v in final.values() if v > 0),
@@ -919,6 +937,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--after", type=float, default=2.0, help="reconnect: seconds of traffic after all are back")
     p.add_argument("--deadline", type=float, default=120.0, help="reconnect: give up on a socket after this")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="reconnect: one attempt's limit")
+    p.add_argument(
+        "--watch",
+        type=lambda v: dict((kv.split("=")[0], int(kv.split("=")[1])) for kv in v.split(",") if kv),
+        default={},
+        help="reconnect: name=pid,... whose CPU over the storm is reported",
+    )
     p.add_argument(
         "--kill-pids",
         type=lambda v: tuple(int(x) for x in v.split(",") if x),

@@ -707,6 +707,7 @@ def run_reconnect(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
                     "--room", prefix, "--rooms", str(rooms), "--sockets", str(n),
                     "--concurrency", str(RECONNECT_IN_FLIGHT),
                     "--kill-pids", ",".join(str(fleet.pid(v)) for v in victims),
+                    "--watch", ",".join(f"{name}={pid}" for name, pid in watched(fleet, victims).items()),
                     "--uid-base", str(800_000 + (i + 2 * (kill == "all")) * 20_000),
                     "--rate", "2", "--before", "3", "--after", "3",
                     timeout=1200,
@@ -722,6 +723,20 @@ def run_reconnect(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
     return {db_key("switchboard-reconnect", db): out}
 
 
+def watched(fleet: Fleet, victims: list[str]) -> dict[str, int]:
+    """Every process of the fleet that survives the kill, by name (nginx's worker as
+    `nginx-worker`: the master only forks it), whose CPU the storm reports."""
+    out = {p.name: fleet.pid(p.name) for p in fleet.programs if p.name not in victims}
+    for pid in fleet_pids(fleet):
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if ppid == out.get("nginx"):
+            out["nginx-worker"] = pid
+    return out
+
+
 RECONNECT_ROWS = (
     # (label, field, target)
     ("sockets dropped (of all)", "dropped", ""),
@@ -734,6 +749,7 @@ RECONNECT_ROWS = (
     ("exact streams", "exact", "all"),
     ("gaps / duplicates", ("gaps", "duplicates"), "0 / 0"),
     ("listen overflows (machine)", "listen_overflows.ListenOverflows", ""),
+    ("busiest process in the storm, cores", "storm_server_cpu", ""),
     ("client CPU in the storm", "storm_client_cpu", ""),
 )
 
@@ -753,6 +769,9 @@ def reconnect_table(results: dict) -> str:
                 cells.append("error")
             elif isinstance(field, tuple):
                 cells.append(" / ".join(fmt(node.get(f)) for f in field))
+            elif field == "storm_server_cpu":
+                busy = list((node.get(field) or {}).items())[:2]
+                cells.append(", ".join(f"{name} {cpu:.2f}" for name, cpu in busy) or "n/a")
             elif field == "dropped":
                 cells.append(f"{fmt(node.get('dropped'))} of {fmt(node.get('sockets'))}")
             else:
