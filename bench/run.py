@@ -748,6 +748,7 @@ RECONNECT_ROWS = (
     ("502s while no gateway was up", "no_gateway_502", ""),
     ("exact streams", "exact", "all"),
     ("gaps / duplicates", ("gaps", "duplicates"), "0 / 0"),
+    ("drops after all were back", "late_drops", ""),
     ("listen overflows (machine)", "listen_overflows.ListenOverflows", ""),
     ("busiest process in the storm, cores", "storm_server_cpu", ""),
     ("client CPU in the storm", "storm_client_cpu", ""),
@@ -772,6 +773,8 @@ def reconnect_table(results: dict) -> str:
             elif field == "storm_server_cpu":
                 busy = list((node.get(field) or {}).items())[:2]
                 cells.append(", ".join(f"{name} {cpu:.2f}" for name, cpu in busy) or "n/a")
+            elif field == "late_drops":
+                cells.append(", ".join(f"{n} × {code}" for code, n in (node.get(field) or {}).items()) or "0")
             elif field == "dropped":
                 cells.append(f"{fmt(node.get('dropped'))} of {fmt(node.get('sockets'))}")
             else:
