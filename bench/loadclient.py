@@ -850,6 +850,18 @@ async def scenario_reconnect(args, target: Target) -> dict:
         final[room] = probe.base
         if probe.ws:
             probe.ws.close()
+    # The room's last seq is read from its database; live frames may still be on their
+    # way to a socket through a busy gateway: wait until every socket has it (or
+    # --ready-timeout) before calling a missing seq a gap.
+    t_final = time.perf_counter()
+
+    def behind() -> int:
+        return sum(1 for s in subs if final[s.room] is not None and s.last_seq < final[s.room])
+
+    while behind() and time.perf_counter() - t_final < args.ready_timeout:
+        await asyncio.sleep(0.1)
+    delivery_lag_s = time.perf_counter() - t_final
+    still_behind = behind()
     gaps = dups = inexact = truncated = unverified = 0
     for s in subs:
         if final[s.room] is None:
@@ -902,6 +914,10 @@ async def scenario_reconnect(args, target: Target) -> dict:
         "messages_stored": sum(v for v in final.values() if v),
         "exact": len(subs) - inexact - unverified,
         "unverified": unverified,
+        # Seconds after the last seq was read until every socket had it; sockets that had
+        # not by then (their missing seqs are counted as gaps).
+        "delivery_lag_s": round(delivery_lag_s, 2),
+        "behind_at_check": still_behind,
         "drop_close_codes": drop_codes,
         "late_drops": late_drops,
         "inexact": inexact,

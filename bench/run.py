@@ -749,6 +749,7 @@ RECONNECT_ROWS = (
     ("exact streams", "exact", "all"),
     ("gaps / duplicates", ("gaps", "duplicates"), "0 / 0"),
     ("drops after all were back", "late_drops", ""),
+    ("last seq reached every socket after, s", "delivery_lag_s", ""),
     ("listen overflows (machine)", "listen_overflows.ListenOverflows", ""),
     ("busiest process in the storm, cores", "storm_server_cpu", ""),
     ("client CPU in the storm", "storm_client_cpu", ""),
