@@ -4,14 +4,13 @@ Keys are generated per test (switchboard/shoptesting.py); the settings are the
 environment's, as in a process."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 
 from switchboard import shoptokens, tokens
 from switchboard.config import env
+from switchboard.jsonserver import JsonServer
 from switchboard.shoptesting import ShopKey, claims, forge_hs256, mint_hs256, write_jwks
 
 SECRET = "shop-hs256-secret-0123456789abcdefghijklmnop"
@@ -172,34 +171,14 @@ def test_a_missing_or_broken_jwks_file_refuses_its_tokens_and_hs256_still_works(
 def test_rs256_token_verifies_through_a_jwks_url(monkeypatch):
     """A real HTTP endpoint; fetched once, then cached."""
     key = ShopKey.rsa("url-1")
-    fetches = []
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self):
-            fetches.append(self.path)
-            body = json.dumps({"keys": [key.jwk]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("SHOP_JWKS", f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
+    with JsonServer(lambda path: {"keys": [key.jwk]}) as server:
+        monkeypatch.setenv("SHOP_JWKS", f"{server.url}/.well-known/jwks.json")
         assert shoptokens.verify(key.mint(sub="from-url")).sub == "from-url"
         assert shoptokens.verify(key.mint(sub="again")).sub == "again"
         # An unknown kid asks the endpoint again at most once per UNKNOWN_KID_REFETCH_SECONDS.
         for i in range(5):
             assert shoptokens.verify(ShopKey.rsa(f"unknown-{i}").mint()) is None
-        assert len(fetches) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert len(server.paths) == 2
 
 
 def test_switchboard_tokens_are_not_shop_tokens():

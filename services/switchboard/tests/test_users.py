@@ -4,45 +4,18 @@ connection per staff POST /api/notifications/, most of its time)."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-
 import pytest
 
 from switchboard import users
-
-
-class _Directory(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as ws-gateway's daphne answers
-    connections: list[int] = []
-
-    def setup(self):
-        super().setup()
-        type(self).connections.append(self.client_address[1])
-
-    def do_GET(self):
-        body = json.dumps({"id": 7, "username": "bob", "is_staff": False}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+from switchboard.jsonserver import JsonServer
 
 
 @pytest.fixture
 def directory(monkeypatch):
-    _Directory.connections = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Directory)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("SERVICE_URLS", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setattr(users, "_http", None, raising=False)  # a client of this test's own
-    yield _Directory
-    server.shutdown()
-    server.server_close()
+    with JsonServer(lambda path: {"id": 7, "username": "bob", "is_staff": False}) as server:
+        monkeypatch.setenv("SERVICE_URLS", server.url)
+        monkeypatch.setattr(users, "_http", None, raising=False)  # a client of this test's own
+        yield server
 
 
 def test_lookups_share_one_connection(directory):
