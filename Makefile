@@ -123,11 +123,12 @@ SWITCHBOARD_IMAGE ?= switchboard:latest
 
 .PHONY: compose-yaml image compose-up compose-down compose-test scale-test
 
-compose-yaml: venv  ## regenerate compose.yaml, deploy/compose/prometheus.yml, alertmanager.yml and nginx-proxy-vhost.conf from deploy/fleet.py and routes.toml
+compose-yaml: venv  ## regenerate compose.yaml, deploy/compose/prometheus.yml, alertmanager.yml and nginx-proxy's vhost.d/conf.d files from deploy/fleet.py and routes.toml
 	$(PY) deploy/composegen.py compose > compose.yaml
 	$(PY) deploy/composegen.py prometheus > deploy/compose/prometheus.yml
 	$(PY) deploy/composegen.py alertmanager > deploy/compose/alertmanager.yml
 	$(PY) deploy/composegen.py proxy-vhost > deploy/compose/nginx-proxy-vhost.conf
+	$(PY) deploy/composegen.py proxy-listen > deploy/compose/nginx-proxy-listen.conf
 
 image: web  ## build the project image (BASE_IMAGE, SWITCHBOARD_IMAGE override)
 	DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(SWITCHBOARD_IMAGE) .
