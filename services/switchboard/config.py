@@ -160,6 +160,26 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "REDIS_SOCKET_TIMEOUT_SECONDS",
+        "5",
+        "How long any Switchboard Redis client waits for a reply (or to send) before it gives up with a TimeoutError: a Redis that stops answering without closing its connections (frozen, paused, a dead network path) then fails calls instead of hanging the process. Blocking reads (the inbox doorbell, a worker's wake-up) wait at most 1 s per call, so it must be above that.",
+        type=Kind.FLOAT,
+        minimum=2,
+    ),
+    Setting(
+        "REDIS_CONNECT_TIMEOUT_SECONDS",
+        "2",
+        "How long a Redis client waits for a new TCP connection (to a Redis or a Sentinel) before it gives up.",
+        type=Kind.FLOAT,
+        minimum=0.1,
+    ),
+    Setting(
+        "REDIS_HEALTH_CHECK_SECONDS",
+        "15",
+        "A pooled Redis connection idle for longer than this is PINGed before its next command, so a connection a Redis restart or a network device dropped silently is replaced instead of failing that command. 0: no check.",
+        minimum=0,
+    ),
+    Setting(
         "ALLOWED_HOSTS",
         "*",
         "Django ALLOWED_HOSTS, comma separated: the public host names browsers use. Compose and k8s set it explicitly (never `*`); the default `*` is for make run on 127.0.0.1.",

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 
 from channels_redis.core import RedisChannelLayer
 
-from switchboard import metrics, routes
+from switchboard import metrics, redisconn, routes
 from switchboard.config import env_bool, env_float, env_int
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,10 @@ class InboxLayer(RedisChannelLayer):
     """channels_redis's layer, plus a doorbell rung after each command sent to a shard,
     so the shard's owner can block until there is work instead of polling (a blocking
     pop would let Redis hand a command to a paused ex-owner)."""
+
+    # channels_redis's receive (BZPOPMIN) blocks this long per call: under the socket
+    # timeout, or an empty channel would read as a stalled Redis (redisconn's doc).
+    brpop_timeout = redisconn.BLOCK_SECONDS
 
     async def send(self, channel, message):
         await super().send(channel, message)
@@ -491,7 +495,8 @@ class ShardRunner:
                     return
                 if taken[0] == 0:
                     if layer.ring_size == 1:
-                        wait = max(0.0, min(1.0, self.owner.lease_left(self.shard)))
+                        # At most BLOCK_SECONDS: below the socket timeout (redisconn).
+                        wait = max(0.0, min(redisconn.BLOCK_SECONDS, self.owner.lease_left(self.shard)))
                         if wait > 0.01:
                             await conn.blpop([bell_key(layer.prefix, self.channel)], timeout=wait)
                     else:
@@ -787,10 +792,16 @@ class Owner:
             return
         deadline = time.monotonic() + seconds
         try:
-            # BLPOP's timeout 0 would block for ever; the wait_for bounds a hung connection.
-            await asyncio.wait_for(
-                self.redis.blpop([wake_key(self.inbox, self.member)], timeout=max(0.01, seconds)), seconds + 1.0
-            )
+            # In slices of at most BLOCK_SECONDS, under the socket timeout (redisconn):
+            # a longer BLPOP would read as a stalled Redis. BLPOP's timeout 0 would block
+            # for ever; the wait_for bounds a hung connection whatever the client.
+            while (left := deadline - time.monotonic()) > 0.001:
+                block = max(0.01, min(left, redisconn.BLOCK_SECONDS))
+                woken = await asyncio.wait_for(
+                    self.redis.blpop([wake_key(self.inbox, self.member)], timeout=block), block + 1.0
+                )
+                if woken is not None:
+                    return
         except Exception as exc:
             log.debug("%s: waiting for a wake-up failed (%s); sleeping instead", self.inbox, exc)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
@@ -906,10 +917,35 @@ class Owner:
         log.info("%s.%d: released (token %d)", self.inbox, shard, runner.token)
         self._export()
 
+    def shutdown_seconds(self) -> float:
+        """The drain bound of a clean stop: the command in hand waits at most the lease
+        that is left, every other step is a Redis call of at most the socket timeout;
+        past it the shards not released run out with their leases (no command is lost:
+        they stay in the held records, redone by the next owner)."""
+        return self.timing.lease + env_float("REDIS_SOCKET_TIMEOUT_SECONDS")
+
     async def shutdown(self) -> None:
-        """A clean stop (SIGTERM): hand every shard over at once. It leaves the members
-        first, so the others, woken by each release, already compute the assignment
-        without it."""
+        """A clean stop (SIGTERM): hand every shard over at once, within
+        `shutdown_seconds()` even if Redis does not answer (then best-effort: what is
+        not released runs out with its lease)."""
+        try:
+            await asyncio.wait_for(self._hand_over(), self.shutdown_seconds())
+        except TimeoutError:
+            log.error(
+                "%s: shards not handed over within %.0fs (Redis not answering?); their leases run out instead",
+                self.inbox,
+                self.shutdown_seconds(),
+            )
+        finally:
+            for shard in list(self.runners):
+                runner = self.runners.pop(shard)
+                self.trusted_until.pop(shard, None)
+                runner.cancel()
+            self._export()
+
+    async def _hand_over(self) -> None:
+        """It leaves the members first, so the others, woken by each release, already
+        compute the assignment without it."""
         try:
             await self.redis.zrem(members_key(self.inbox), self.member)
         except Exception:

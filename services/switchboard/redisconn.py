@@ -17,6 +17,18 @@ Three shapes, chosen by settings (config.py):
 Plain clients (`client`, `sync_client`) are redis-py's; the channel layers get their
 `hosts` list from `layer_hosts` in the format channels_redis documents (a URL, or a
 dict with ``sentinels`` and ``master_name``), for the core and the pub/sub layer alike.
+
+Every client made here has timeouts (`timeouts()`: REDIS_SOCKET_TIMEOUT_SECONDS,
+REDIS_CONNECT_TIMEOUT_SECONDS, REDIS_HEALTH_CHECK_SECONDS): without them a Redis that
+stops answering but keeps its connections open (frozen, SIGSTOPped, a network path that
+drops packets) holds every call, and whatever awaits it (a gateway's connect, an inbox
+worker's shutdown), for ever. With them a call raises redis's TimeoutError after the
+socket timeout and the next call makes a new connection. The blocking reads Switchboard
+does (the inbox doorbell, an owner's wake-up, channels_redis's receive) block for at most
+BLOCK_SECONDS per call, below the socket timeout (config.py refuses one under 2 s), so a
+quiet queue is never mistaken for a stalled Redis. The pub/sub reader reads with its own
+0.1 s timeout (channels_redis, ws_gateway/layers.py), which redis-py answers with "no
+message", not an error.
 """
 
 from __future__ import annotations
@@ -34,9 +46,32 @@ from redis.backoff import ExponentialBackoff
 from redis.connection import parse_url
 from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
-from switchboard.config import env, env_list
+from switchboard.config import env, env_float, env_int, env_list
 
 SENTINEL_PORT = 26379
+
+# The longest a blocking read (BLPOP, BZPOPMIN) of Switchboard's blocks in one call: under
+# every socket timeout REDIS_SOCKET_TIMEOUT_SECONDS allows (at least 2 s).
+BLOCK_SECONDS = 1.0
+
+
+def timeouts() -> dict[str, Any]:
+    """The connection kwargs every Redis client here gets (redis-py's names)."""
+    return {
+        "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT_SECONDS"),
+        "socket_connect_timeout": env_float("REDIS_CONNECT_TIMEOUT_SECONDS"),
+        "health_check_interval": env_int("REDIS_HEALTH_CHECK_SECONDS"),
+    }
+
+
+def layer_host(host) -> dict[str, Any]:
+    """A `hosts` entry of the channel layers (a URL or a channels_redis dict) with the
+    timeouts added: channels_redis passes a dict's other keys to redis-py's pool (a URL
+    as ``address``)."""
+    entry = dict(host) if isinstance(host, dict) else {"address": host}
+    for key, value in timeouts().items():
+        entry.setdefault(key, value)
+    return entry
 
 
 def sentinels() -> list[tuple[str, int]]:
@@ -115,11 +150,13 @@ def _master_connection_kwargs(blocking: bool = False) -> dict[str, Any]:
 
 def _sentinel_kwargs() -> dict[str, Any]:
     # Sentinels answer in microseconds; a dead one must not hold a connect for long.
-    return {"socket_timeout": 2, "socket_connect_timeout": 2}
+    return {"socket_timeout": 2, "socket_connect_timeout": env_float("REDIS_CONNECT_TIMEOUT_SECONDS")}
 
 
 def layer_hosts() -> list:
-    """The channel layers' `hosts`: one entry per shard (usually one)."""
+    """The channel layers' `hosts`: one entry per shard (usually one). Without the
+    timeouts: settings_base.channel_layers adds them (`layer_host`), for these and for a
+    test's URL alike."""
     if sentinels():
         return [
             {
@@ -134,7 +171,9 @@ def layer_hosts() -> list:
 
 
 def client(**kwargs) -> redis.asyncio.Redis:
-    """An asyncio client of the main Redis (presence, rate limits, leases, stats)."""
+    """An asyncio client of the main Redis (presence, rate limits, leases, stats).
+    `kwargs` go to redis-py; the timeouts are the settings' unless given."""
+    kwargs = {**timeouts(), **kwargs}
     if sentinels():
         sentinel = AsyncSentinel(sentinels(), sentinel_kwargs=_sentinel_kwargs())
         return sentinel.master_for(
@@ -145,6 +184,7 @@ def client(**kwargs) -> redis.asyncio.Redis:
 
 def sync_client(**kwargs) -> redis.Redis:
     """A blocking client of the main Redis (the metrics thread, scripts)."""
+    kwargs = {**timeouts(), **kwargs}
     if sentinels():
         sentinel = Sentinel(sentinels(), sentinel_kwargs=_sentinel_kwargs())
         return sentinel.master_for(
@@ -154,7 +194,11 @@ def sync_client(**kwargs) -> redis.Redis:
 
 
 def sync_client_for(host, **kwargs) -> redis.Redis:
-    """A blocking client of one channel-layer host (an entry of `layer_hosts`)."""
+    """A blocking client of one channel-layer host (an entry of `layer_hosts`, with or
+    without `layer_host`'s timeouts)."""
+    kwargs = {**timeouts(), **kwargs}
+    if isinstance(host, dict) and "address" in host:
+        host = host["address"]
     if isinstance(host, dict):
         sentinel = Sentinel(host["sentinels"], sentinel_kwargs=host.get("sentinel_kwargs"))
         # The layer's connection kwargs are asyncio's: blocking ones for the same master.

@@ -159,7 +159,9 @@ REDIS_URL = env("REDIS_URL")
 def channel_layers(redis_url: str | None = None) -> dict:
     """Both layers on `redis_url` (tests), else on redisconn's hosts: REDIS_URL, the
     Sentinel-managed master(s), or the CHANNEL_LAYER_URLS shards."""
-    hosts = [redis_url] if redis_url else redisconn.layer_hosts()
+    # Every host with redisconn's socket timeouts: a stalled Redis fails a send or a
+    # publish instead of hanging it.
+    hosts = [redisconn.layer_host(h) for h in ([redis_url] if redis_url else redisconn.layer_hosts())]
     return {
         # Connection channels and groups: one PUBLISH per broadcast, fanned out locally
         # by every gateway process that has a member (docs/architecture.md, "Parts").
