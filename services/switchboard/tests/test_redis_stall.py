@@ -151,7 +151,7 @@ async def test_inbox_worker_stops_on_sigterm_with_redis_stalled_and_its_shards_m
     await asyncio.sleep(0.2)  # its runners and loop are now in calls to the stalled Redis
     task.cancel()  # what the inbox command's SIGTERM handler does
     with pytest.raises(asyncio.CancelledError):
-        # Bounded by the drain (Owner.SHUTDOWN_SECONDS): the releases are best-effort.
+        # Bounded by the drain (Owner.shutdown_seconds()): the releases are best-effort.
         await asyncio.wait_for(task, HANG)
     assert worker.owned() == {}
     stallable.resume()
