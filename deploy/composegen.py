@@ -368,11 +368,12 @@ def compose() -> str:
             f"{svc.name}-migrate",
             svc,
             ["sh", "-c", f"python -m django migrate --noinput{seed}"],
-            ["postgres"],
+            # seed_demo's users are written to the user directory on Redis too (switchboard/userdir.py).
+            ["postgres", "redis"] if svc.seed else ["postgres"],
             env,
             [],
         )
-        out.insert(len(out) - 3, "    restart: 'no'")  # placed before depends_on
+        out.insert(len(out) - 1 - out[::-1].index("    depends_on:"), "    restart: 'no'")  # before depends_on
         deps = ["redis", f"{svc.name}-migrate"]
         for p in (p for p in PROCESSES if p.service == svc):
             routes = routing_env(p.serves, HTTP_PORT) if p.http else []

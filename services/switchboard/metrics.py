@@ -183,6 +183,12 @@ NOTIFICATIONS_CREATED = Counter(
     "Notifications stored, by path (inbox command, staff REST, or the server API: server_api).",
     ["via"],
 )
+USER_DIRECTORY_LOOKUPS = Counter(
+    "switchboard_user_directory_lookups_total",
+    "Username lookups in the Redis user directory: hit, free (no such user), miss or unsettled"
+    " (asked of ws-gateway instead), error (Redis did not answer; asked of ws-gateway).",
+    ["result"],
+)
 REPORTS = Counter(
     "switchboard_reports_total", "Report tasks by type and final state (completed, failed, retried).", ["type", "state"]
 )

@@ -2,7 +2,7 @@
 
 A staff-only lookup (GET /api/auth/users/?username=) and the shop subjects' mapping
 (POST /api/auth/subjects/, service tokens only), made with a short-lived service token;
-services keep no copy of the user table.
+services keep no copy of the user table (the directory on Redis, below, is ws-gateway's).
 
 A shop token brought to another service's REST API (shop_identity) is shown to
 ws-gateway's GET /api/auth/me/ as it came: ws-gateway verifies it again and maps its
@@ -16,6 +16,11 @@ SSL context (20-35 ms on the 2-core bench machine, even for an http:// URL) and 
 a new TCP connection. That was most of a staff `POST /api/notifications/` (issue 21).
 An async view asks through its event loop's one switchboard.internalhttp.Client
 (lookup_user_async): httpx's async transport cost more CPU than the rest of the view.
+
+A username lookup reads the user directory on Redis first (switchboard.userdir, kept by
+ws-gateway around every user write): one HGET instead of a REST call. Only a name the
+directory does not settle (missing, marked mid-write, Redis away) is asked of
+ws-gateway; the directory's protocol is what makes its answers exact across renames.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import weakref
 
 import httpx
 
-from switchboard import internalhttp, tokens
+from switchboard import internalhttp, tokens, userdir
 from switchboard.routes import internal_url
 
 SHOP_IDENTITY_CACHE_SECONDS = 60.0
@@ -70,6 +75,9 @@ def _lookup_answer(res: httpx.Response) -> dict | None:
 
 async def lookup_user_async(username: str, caller: str) -> dict | None:
     """lookup_user from the event loop (an async view): no worker thread waits on ws-gateway."""
+    found = await userdir.lookup_async(username)
+    if found is not None:
+        return None if found == userdir.FREE else found.answer(username)
     res = await _async_client().get(
         internal_url("/api/auth/users/"),
         params={"username": username},
@@ -82,6 +90,9 @@ async def lookup_user_async(username: str, caller: str) -> dict | None:
 def lookup_user(username: str, caller: str) -> dict | None:
     """{"id", "username", "is_staff"} of `username`, or None if there is no such user.
     Raises httpx.HTTPError when ws-gateway cannot answer; `caller` names the service."""
+    found = userdir.lookup(username)
+    if found is not None:
+        return None if found == userdir.FREE else found.answer(username)
     res = _client().get(
         internal_url("/api/auth/users/"),
         params={"username": username},

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from switchboard import apikeys, tokens
 from switchboard.config import env_int
 from switchboard.http import api, bearer_identity, json_error, json_response
-from ws_gateway import apikeystore, clientip, shopusers, throttle
+from ws_gateway import apikeystore, clientip, directory, shopusers, throttle
 
 
 class Credentials(BaseModel):
@@ -137,6 +137,7 @@ def users(request, query: UserQuery):
         return json_error(401 if identity is None else 403, "forbidden", "staff only")
     username = query.username
     user = get_user_model().objects.filter(username=username).first()
+    directory.answered(username, user)
     if user is None:
         return json_error(404, "not_found", f"no user {username[:150]!r}")
     return json_response({"id": user.pk, "username": user.username, "is_staff": user.is_staff})
