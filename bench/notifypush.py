@@ -29,9 +29,10 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
-from switchboard.tokens import Identity, issue  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds  # noqa: E402
 
-CLK = os.sysconf("SC_CLK_TCK")
+from switchboard.tokens import Identity, issue  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -39,18 +40,6 @@ def pct(values: list[float], p: float) -> float | None:
         return None
     values = sorted(values)
     return round(values[min(len(values) - 1, int(p / 100 * len(values)))], 2)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of `pids` so far (a process that is gone counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK
 
 
 async def one_run(args, http: httpx.AsyncClient, staff: str, user_token: str, tabs: list, tag: str) -> dict:

@@ -15,6 +15,23 @@ load; the floor and the peer on a Redis of their own), run the load client
 (bench/loadclient.py, one subprocess per scenario, so its CPU is its own), stop it.
 Then print one table and write the figures as JSON to bench/results/.
 
+What users meet (issue 21): Switchboard's idle, round trip and fan-out go through the
+fleet's nginx to its default ws-gateway processes (WS_GATEWAY_PROCESSES), and CPU and
+RSS are summed over every process of each system (bench/procstat.py): Switchboard's
+every fleet process (services, workers, nginx's master and workers, Redis), the
+floor's server and its Redis, the peer's uvicorn and its Redis. RSS per idle socket is
+the growth of that sum. The table's first rows say how each system was reached and
+over how many processes it was measured; the JSON lists them (`processes`). nginx
+holds two connections per socket in its one worker, so the idle scenario through it
+opens at most NGINX_IDLE_MAX sockets (its row says how many). `--direct` runs the
+same scenarios straight to one ws-gateway process, that process's CPU and RSS only
+(the figures of runs before 7 Dec 2026).
+
+A fan-out whose one client process was at CLIENT_LIMIT of a core runs again with its
+receivers split over several client processes (`--client-procs auto`, the default;
+a number forces it): deliveries, lost and duplicated are merged exactly, latencies
+are on one clock, and `*` marks a figure where any client process was at the limit.
+
 `--db` picks Switchboard's databases: `sqlite` (each service's own file, as `make run`
 runs it), `postgres` (each service's own database on one PostgreSQL 15 cluster, as
 compose runs it; a throwaway cluster on a free port, switchboard.testing.PostgresCluster,
@@ -60,8 +77,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from fleet import SERVICES, process  # noqa: E402
+from procstat import describe, with_children  # noqa: E402
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
 from switchboard.config import env, env_int  # noqa: E402
@@ -160,13 +179,15 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"nothing listens on {port}")
 
 
-def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, timeout: float = 900) -> dict:
+def client(scenario: str, target: str, port: int, pids: list[int] | None, *extra: str, timeout: float = 900) -> dict:
+    """One loadclient run; `pids`: every process of the system under test, whose CPU
+    (and, for idle, RSS) the client sums (bench/procstat.py)."""
     adapter = "switchboard" if target == "switchboard-uvicorn" else target
     if adapter == "switchboard" and scenario == "idle":
         adapter = "switchboard-tasks"  # the gateway's own route: see loadclient.SwitchboardTasks
     cmd = [PY, CLIENT, scenario, "--target", adapter, "--port", str(port), *extra]
-    if pid:
-        cmd += ["--server-pid", str(pid)]
+    if pids:
+        cmd += ["--pids", ",".join(str(p) for p in pids)]
     print(f"  {target} {scenario} {' '.join(extra)}", flush=True)
     env = {**os.environ, "SWITCHBOARD_SECRET_KEY": SECRET, "SWITCHBOARD_JWT_KEYS": JWT_KEYS, "PYTHONWARNINGS": "ignore"}
     try:
@@ -180,36 +201,62 @@ def client(scenario: str, target: str, port: int, pid: int | None, *extra: str, 
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def scenarios(target: str, port: int, pid: int | None, scale: dict) -> dict:
-    out: dict = {}
-    out["idle"] = client(
-        "idle", target, port, pid, "--sockets", str(scale["idle"]), "--room", "idle", "--uid-base", "200000"
-    )
+def scenarios(target: str, port: int, pids: list[int], scale: dict, path: str, idle: int | None = None) -> dict:
+    """Idle, round trip and fan-out against one system; `pids`: all its processes, `path`:
+    how the client reaches it (the table's first row), `idle`: sockets if not the scale's."""
+    idle = idle or scale["idle"]
+    out: dict = {"path": path, "processes": describe(pids)}
+    out["idle"] = client("idle", target, port, pids, "--sockets", str(idle), "--room", "idle", "--uid-base", "200000")
     time.sleep(3)  # let the close storm finish before timing anything else
     out["roundtrip"] = client(
-        "roundtrip", target, port, pid, "--count", str(scale["rt"]), "--room", "bench-rt", "--uid-base", "300000"
+        "roundtrip", target, port, pids, "--count", str(scale["rt"]), "--room", "bench-rt", "--uid-base", "300000"
     )
     for n in scale["receivers"]:
-        out[f"fanout_{n}"] = client(
-            "fanout",
-            target,
-            port,
-            pid,
-            "--receivers",
-            str(n),
-            "--room",
-            f"bench-{n}",
-            "--uid-base",
-            str(400_000 + n * 10),
-            "--duration",
-            str(scale["duration"]),
-            "--users",
-            str(min(n, scale["users"])),
-        )
+        out[f"fanout_{n}"] = fanout(target, port, pids, scale, n)
+    return out
+
+
+# `--client-procs`: "auto" (run with one client process; if it was at CLIENT_LIMIT of a
+# core, run again with the receivers split over several) or a number for every fan-out.
+CLIENT_PROCS = {"value": "auto"}
+
+
+def auto_client_procs() -> int:
+    """Client processes for a fan-out whose one client process was the limit: every core
+    but the server's, at least 2, at most 4 (more only share the same cores)."""
+    return max(2, min(4, (os.cpu_count() or 2) - 1))
+
+
+def fanout(target: str, port: int, pids: list[int], scale: dict, n: int) -> dict:
+    """The fan-out to `n` receivers, not client-bound where more client processes help:
+    the figure is the last run's; a first run at one process is kept under `first_run`."""
+
+    def run(procs: int) -> dict:
+        res = client(
+            "fanout", target, port, pids, "--receivers", str(n), "--room", f"bench-{n}",
+            "--uid-base", str(400_000 + n * 10), "--duration", str(scale["duration"]),
+            "--users", str(min(n, scale["users"])), "--client-procs", str(procs),
+        )  # fmt: skip
         # The close storm goes through the service's inbox (gw.disconnect, presence):
         # let it drain before the next scenario connects.
         time.sleep(10 if n >= 1000 else 3)
-    return out
+        return res
+
+    fixed = CLIENT_PROCS["value"]
+    if fixed != "auto":
+        return run(int(fixed))
+    first = run(1)
+    phases = [first.get(k) or {} for k in ("max", "paced")]
+    if "error" in first or max(ph.get("client_cpu", 0.0) for ph in phases) < CLIENT_LIMIT:
+        return first
+    res = run(auto_client_procs())
+    res["first_run"] = {
+        "client_procs": 1,
+        "deliveries_per_s": first["max"].get("deliveries_per_s"),
+        "client_cpu": first["max"].get("client_cpu"),
+        "p99_ms": first["paced"].get("p99_ms"),
+    }
+    return res
 
 
 # ------------------------------------------------------------------ servers ----
@@ -271,15 +318,32 @@ def run_rooms(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
         return {db_key("switchboard-rooms", db): room_connects(fleet, scale)}
 
 
-def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool, db: str = "sqlite") -> dict:
-    with BenchFleet(run_dir, db, 1) as fleet:
+# nginx holds two connections per proxied socket (the client's and the gateway's) in
+# its one worker (gateway/nginxconf.py's worker_connections, 16,384): the idle scenario
+# through nginx opens at most this many, a margin left for the fleet's own REST calls.
+NGINX_IDLE_MAX = 16_384 // 2 - 500
+
+
+def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool, db: str = "sqlite", direct: bool = False) -> dict:
+    """Idle, round trip, fan-out and dashboard on a fleet: by default through nginx with
+    the fleet's default ws-gateway processes, as users reach it, CPU and RSS summed over
+    every fleet process; `direct`: one ws-gateway process reached on its own port, CPU
+    and RSS of that process only (the figures before issue 21's "what users meet")."""
+    gateways = 1 if direct else env_int("WS_GATEWAY_PROCESSES")
+    with BenchFleet(run_dir, db, gateways) as fleet:
         create_rooms(fleet, ["bench-rt", *(f"bench-{n}" for n in scale["receivers"])])
         gw = fleet.program("ws-gateway-0")
-        # Straight to the ws-gateway process, as the floor and the peer are reached:
-        # one Python server process against another, nginx left out of the ratio.
         key = db_key("switchboard", db)
-        results = {key: scenarios("switchboard", gw.http_port, fleet.pid("ws-gateway-0"), scale)}
-        results[key]["dashboard"] = dashboard(fleet, gw.http_port, scale)
+        if direct:
+            port, pids, idle = gw.http_port, [fleet.pid("ws-gateway-0")], None
+            path = "direct to 1 ws-gateway process"
+        else:
+            port, pids = fleet.gateway_port, fleet_pids(fleet)
+            idle = min(scale["idle"], NGINX_IDLE_MAX)
+            path = f"through nginx, {gateways} gateway processes"
+        results = {key: scenarios("switchboard", port, pids, scale, path, idle)}
+        results[key]["gateway_processes"] = gateways
+        results[key]["dashboard"] = dashboard(fleet, port, scale)
         if uvicorn and db == "sqlite":
             # The same ASGI app and settings under uvicorn, side by side (ARCHITECTURE.md
             # keeps daphne unless the gain is large): a second gateway process on the
@@ -300,7 +364,12 @@ def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool, db: str = "sqlite
                 proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
                 try:
                     wait_port(port)
-                    results["switchboard-uvicorn"] = scenarios("switchboard-uvicorn", port, proc.pid, scale)
+                    # Reached on its own port (nginx routes to daphne's), the fleet's
+                    # other processes summed with it: they store and relay for it.
+                    uv_pids = sorted({proc.pid, *fleet_pids(fleet)})
+                    results["switchboard-uvicorn"] = scenarios(
+                        "switchboard-uvicorn", port, uv_pids, scale, "direct to 1 uvicorn process"
+                    )
                 finally:
                     proc.terminate()
                     proc.wait(15)
@@ -377,7 +446,7 @@ def run_patches(scale: dict, run_dir: Path, rounds: int) -> dict:
                             "idle",
                             "switchboard",
                             proc.port,
-                            proc.pid,
+                            [proc.pid],
                             "--sockets",
                             str(scale["idle"]),
                             "--room",
@@ -388,7 +457,7 @@ def run_patches(scale: dict, run_dir: Path, rounds: int) -> dict:
                     }
                     time.sleep(3)  # the close storm
                     res[f"fanout_{top}"] = client(
-                        "fanout", "switchboard", proc.port, proc.pid, "--receivers", str(top),
+                        "fanout", "switchboard", proc.port, [proc.pid], "--receivers", str(top),
                         "--room", f"bench-{top}", "--uid-base", str(400_000 + top * 10),
                         "--duration", str(scale["duration"]), "--users", str(min(top, scale["users"])),
                     )  # fmt: skip
@@ -497,23 +566,7 @@ def dashboard(fleet: Fleet, port: int, scale: dict) -> dict:
 def fleet_pids(fleet: Fleet) -> list[int]:
     """Every process of the fleet: each program and its children (nginx's workers,
     daphne's none), so CPU is summed over what serves a user, Redis included."""
-    roots = {fleet.pid(p.name) for p in fleet.programs}
-    parent: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parent[int(stat.parent.name)] = int(fields[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found = set(roots)
-    grew = True
-    while grew:
-        grew = False
-        for pid, ppid in parent.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                grew = True
-    return sorted(found)
+    return with_children(fleet.pid(p.name) for p in fleet.programs)
 
 
 def room_connects(fleet: Fleet, scale: dict) -> dict:
@@ -834,7 +887,9 @@ class Reference:
 
 def run_reference(name: str, scale: dict, run_dir: Path) -> dict:
     with Reference(name, run_dir) as ref:
-        return scenarios(name, ref.port, ref.server.pid, scale)
+        # The server and its Redis: what it costs is both, as a fleet's is all of it.
+        pids = with_children([ref.server.pid, ref.procs[0].pid])
+        return scenarios(name, ref.port, pids, scale, "1 server process + Redis")
 
 
 # -------------------------------------------------------------------- table ----
@@ -858,7 +913,10 @@ def _client_bound(results: dict, target: str, path: str) -> bool:
 
 def rows(scale: dict) -> list[tuple[str, str, str, str]]:
     """(label, path in the results, better: 'high'|'low', target)."""
-    out = []
+    out = [
+        ("reached", "path", "", ""),
+        ("processes measured (CPU, RSS summed)", "processes_measured", "", ""),
+    ]
     for n in scale["receivers"]:
         target = "≥50% floor, ≥2× peer" if n >= 1000 else ""
         out.append((f"fan-out {n}: deliveries/s", f"fanout_{n}.max.deliveries_per_s", "high", target))
@@ -871,11 +929,13 @@ def rows(scale: dict) -> list[tuple[str, str, str, str]]:
         (f"fan-out {top}: lost", f"fanout_{top}.lost", "low", "0"),
         (f"fan-out {top}: duplicated", f"fanout_{top}.duplicated", "low", "0"),
         (f"fan-out {top}: connects/s (chat)", f"fanout_{top}.connect.connects_per_s", "high", ""),
+        (f"fan-out {top}: client processes", f"fanout_{top}.client_procs", "", ""),
         ("round trip p50 ms", "roundtrip.p50_ms", "low", ""),
         ("round trip p99 ms", "roundtrip.p99_ms", "low", ""),
-        (f"idle {scale['idle']}: KB/socket", "idle.rss_per_socket_kb", "low", "≤20 KB"),
-        (f"idle {scale['idle']}: connects/s", "idle.connects_per_s", "high", "≥50% floor"),
-        (f"idle {scale['idle']}: server CPU ms/connect", "idle.server_ms_per_connect", "low", ""),
+        ("idle: sockets open", "idle.sockets", "", f"{scale['idle']:,}"),
+        ("idle: KB/socket (RSS growth, summed)", "idle.rss_per_socket_kb", "low", "≤20 KB"),
+        ("idle: connects/s", "idle.connects_per_s", "high", "≥50% floor"),
+        ("idle: server CPU ms/connect", "idle.server_ms_per_connect", "low", ""),
         (f"dashboard stats/interval 1 vs {scale['dashboard_viewers']}", "dashboard.queries", "low", "equal"),
     ]
     return out
@@ -893,6 +953,8 @@ def derive(results: dict) -> None:
     for node in nodes:
         if not isinstance(node, dict):
             continue
+        if isinstance(node.get("processes"), list):
+            node["processes_measured"] = len(node["processes"])
         for name, scenario in node.items():
             if not isinstance(scenario, dict):
                 continue
@@ -929,14 +991,15 @@ def table(results: dict, scale: dict) -> str:
         head += [f"{tag}/floor", f"{tag}/peer"]
     head.append("target")
     lines = []
-    for label, path, _better, target in rows(scale):
+    for label, path, better, target in rows(scale):
         vals = {t: _get(results, t, path) for t in targets}
         cells = [fmt(v) + ("*" if v is not None and _client_bound(results, t, path) else "") for t, v in vals.items()]
         ratios = []
         for t in dbs:
             sb = vals.get(t)
             for ref in (vals.get("floor"), vals.get("peer")):
-                ok = isinstance(sb, int | float) and isinstance(ref, int | float) and ref
+                # A row with no better direction (how it was reached, processes) has no ratio.
+                ok = better and isinstance(sb, int | float) and isinstance(ref, int | float) and ref
                 ratios.append(f"{sb / ref:.2f}" if ok else "")
         lines.append([label, *cells, *ratios, target])
     return markdown(head, lines)
@@ -1053,6 +1116,11 @@ def main() -> None:
     p.add_argument("--only", default="switchboard,rooms,notify,reconnect,floor,peer")
     p.add_argument("--uvicorn", action="store_true", help="also run ws-gateway's ASGI app under uvicorn")
     p.add_argument(
+        "--direct",
+        action="store_true",
+        help="Switchboard's idle/round trip/fan-out straight to one ws-gateway process, its CPU only (not nginx)",
+    )
+    p.add_argument(
         "--db",
         default=os.environ.get("BENCH_DB", "sqlite"),
         help="Switchboard's databases, in turn: sqlite, postgres or sqlite,postgres (each service its own)",
@@ -1064,11 +1132,19 @@ def main() -> None:
         help=f"WS_PATCHES_DISABLE for Switchboard's gateway: patches not to install ({', '.join(switchable_patches())})",
     )
     p.add_argument("--rounds", type=int, default=2, help="--only patches: every variant this many times, in turn")
+    p.add_argument(
+        "--client-procs",
+        default=os.environ.get("BENCH_CLIENT_PROCS", "auto"),
+        help="fan-out client processes: auto (more when one was at CLIENT_LIMIT of a core) or a number",
+    )
     p.add_argument("--label", default="", help="also keep the JSON as bench/results/<time>-<scale>-<label>.json")
     args = p.parse_args()
     dbs = args.db.split(",")
     if not dbs or any(d not in DATABASES for d in dbs):
         p.error(f"--db: {args.db!r}, not a comma-separated list of {', '.join(DATABASES)}")
+    if args.client_procs != "auto" and not args.client_procs.isdigit():
+        p.error(f"--client-procs: {args.client_procs!r}, not auto or a number")
+    CLIENT_PROCS["value"] = args.client_procs
     if args.patches_off:
         # The gateway's own switch (ws_gateway/patches.disabled() refuses a name that is no patch).
         SWITCHBOARD_ENV["WS_PATCHES_DISABLE"] = args.patches_off
@@ -1093,7 +1169,7 @@ def main() -> None:
         if target == "switchboard":
             for db in dbs:
                 print(f"   on {db}", flush=True)
-                results.update(run_switchboard(scale, run_root / f"fleet-{db}", args.uvicorn, db))
+                results.update(run_switchboard(scale, run_root / f"fleet-{db}", args.uvicorn, db, args.direct))
         elif target == "rooms":
             for db in dbs:
                 print(f"   on {db}", flush=True)
