@@ -78,11 +78,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "services"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "gateway"))
 
 from fleet import SERVICES, process  # noqa: E402
 from procstat import describe, with_children  # noqa: E402
 
 from launcher import Fleet, free_port, redis_server  # noqa: E402
+from nginxconf import WORKER_CONNECTIONS  # noqa: E402
 from switchboard.config import env, env_int  # noqa: E402
 from switchboard.pgcluster import PostgresCluster, postgres_missing  # noqa: E402
 from ws_gateway.patches import PATCHES  # noqa: E402
@@ -319,9 +321,9 @@ def run_rooms(scale: dict, run_dir: Path, db: str = "sqlite") -> dict:
 
 
 # nginx holds two connections per proxied socket (the client's and the gateway's) in
-# its one worker (gateway/nginxconf.py's worker_connections, 16,384): the idle scenario
-# through nginx opens at most this many, a margin left for the fleet's own REST calls.
-NGINX_IDLE_MAX = 16_384 // 2 - 500
+# its one worker (gateway/nginxconf.py's WORKER_CONNECTIONS): the idle scenario through
+# nginx opens at most this many, a margin left for the fleet's own REST calls.
+NGINX_IDLE_MAX = WORKER_CONNECTIONS // 2 - 500
 
 
 def run_switchboard(scale: dict, run_dir: Path, uvicorn: bool, db: str = "sqlite", direct: bool = False) -> dict:
