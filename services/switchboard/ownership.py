@@ -794,12 +794,15 @@ class Owner:
         try:
             # In slices of at most BLOCK_SECONDS, under the socket timeout (redisconn):
             # a longer BLPOP would read as a stalled Redis. BLPOP's timeout 0 would block
-            # for ever; the wait_for bounds a hung connection whatever the client.
+            # for ever; the timeout bounds a hung connection whatever the client. Not
+            # wait_for: it runs the BLPOP as a task of its own and, cancelled, waits for
+            # that task to end, and that task was seen still pending in redis-py's retry
+            # loop (test_ownership.py hung in 2 of 25 runs, a cancelled Owner.run stuck
+            # here; with the BLPOP in this task, 0 of 28).
             while (left := deadline - time.monotonic()) > 0.001:
                 block = max(0.01, min(left, redisconn.BLOCK_SECONDS))
-                woken = await asyncio.wait_for(
-                    self.redis.blpop([wake_key(self.inbox, self.member)], timeout=block), block + 1.0
-                )
+                async with asyncio.timeout(block + 1.0):
+                    woken = await self.redis.blpop([wake_key(self.inbox, self.member)], timeout=block)
                 if woken is not None:
                     return
         except Exception as exc:
