@@ -73,11 +73,16 @@ def _lookup_answer(res: httpx.Response) -> dict | None:
     return res.json()
 
 
+def _directory_answer(found: userdir.Entry | str, username: str) -> dict | None:
+    """What the directory settled: the user, or None for a name nobody holds (FREE)."""
+    return None if found == userdir.FREE else found.answer(username)
+
+
 async def lookup_user_async(username: str, caller: str) -> dict | None:
     """lookup_user from the event loop (an async view): no worker thread waits on ws-gateway."""
     found = await userdir.lookup_async(username)
     if found is not None:
-        return None if found == userdir.FREE else found.answer(username)
+        return _directory_answer(found, username)
     res = await _async_client().get(
         internal_url("/api/auth/users/"),
         params={"username": username},
@@ -92,7 +97,7 @@ def lookup_user(username: str, caller: str) -> dict | None:
     Raises httpx.HTTPError when ws-gateway cannot answer; `caller` names the service."""
     found = userdir.lookup(username)
     if found is not None:
-        return None if found == userdir.FREE else found.answer(username)
+        return _directory_answer(found, username)
     res = _client().get(
         internal_url("/api/auth/users/"),
         params={"username": username},

@@ -16,7 +16,7 @@ import logging
 import threading
 
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from switchboard import userdir
@@ -93,8 +93,7 @@ def _fill() -> None:
     except Exception:
         log.warning("user directory: fill failed (the next lookup that misses retries)", exc_info=True)
     finally:
-        # The thread's own database connection, not left for the process to leak.
-        close_old_connections()
+        # The thread's own database connection, not left open when the thread ends.
         connection.close()
         _filling.release()
 
