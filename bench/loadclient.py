@@ -32,7 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
-from procstat import cpu_seconds, rss_bytes  # noqa: E402
+from procstat import cpu_seconds, growth_by_process, rss_by_pid  # noqa: E402
 from wsproto_min import HandshakeError, WSClient  # noqa: E402
 
 from switchboard.tokens import Identity, issue  # noqa: E402
@@ -641,14 +641,14 @@ async def scenario_idle(args, target: Target) -> dict:
     # RSS of every process of the system (a fleet's services, nginx and Redis; the
     # floor's or the peer's server and Redis), summed before and after the sockets open.
     pids = tuple(x for x in (args.server_pid, *args.pids) if x)
-    before = rss_bytes(pids)
+    before = rss_by_pid(pids)
     meter = Meter(args.server_pid, args.pids)
     specs = [(f"{args.room}-{i}", args.uid_base + i, "idle") for i in range(args.sockets)]
     elapsed, failures = await room.open_many(specs, args.concurrency)
     phase = meter.stop()
     await room.quiet(1.0, 60)
     await asyncio.sleep(args.settle)
-    after = rss_bytes(pids)
+    after = rss_by_pid(pids)
     opened = len(room.sockets)
     await room.close_all()
     return {
@@ -658,9 +658,13 @@ async def scenario_idle(args, target: Target) -> dict:
         "sockets": opened,
         "failures": failures,
         "connects_per_s": round(opened / elapsed, 1),
-        "rss_before": before,
-        "rss_after": after,
-        "rss_per_socket_kb": round((after - before) / max(1, opened) / 1024, 2) if pids else None,
+        "rss_before": sum(before.values()),
+        "rss_after": sum(after.values()),
+        "rss_per_socket_kb": round((sum(after.values()) - sum(before.values())) / max(1, opened) / 1024, 2)
+        if pids
+        else None,
+        # Where the per-socket memory goes: each process's share (nginx, each gateway, Redis).
+        "rss_per_socket_kb_by_process": growth_by_process(before, after, opened),
         "processes_measured": len(pids),
         "errors": room.errors[:10],
     }

@@ -27,18 +27,18 @@ def cpu_seconds(pids) -> float:
     return total / CLK_TCK
 
 
-def rss_bytes(pids) -> int:
-    """Resident memory of `pids` (VmRSS), summed."""
-    total = 0
+def rss_by_pid(pids) -> dict[int, int]:
+    """Resident memory (VmRSS) of each of `pids` still alive, in bytes."""
+    out = {}
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                    out[pid] = int(line.split()[1]) * 1024
                     break
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return out
 
 
 def with_children(roots) -> list[int]:
@@ -59,6 +59,19 @@ def with_children(roots) -> list[int]:
                 found.add(pid)
                 grew = True
     return sorted(found)
+
+
+def growth_by_process(before: dict[int, int], after: dict[int, int], per: int) -> dict[str, float]:
+    """KB each process grew by per `per` units (sockets), largest first, keyed by
+    "<comm> <pid>: <cmdline head>": where a system's per-socket memory goes. Processes
+    that grew by less than 0.05 KB a unit are left out."""
+    rows = {}
+    names = {d["pid"]: f"{d['comm']} {d['pid']}: {d['cmd'][:60]}" for d in describe(sorted(after))}
+    for pid, rss in after.items():
+        kb = (rss - before.get(pid, rss)) / max(1, per) / 1024
+        if kb >= 0.05:
+            rows[names[pid]] = round(kb, 2)
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1]))
 
 
 def describe(pids) -> list[dict]:

@@ -56,6 +56,12 @@ UPSTREAM_KEEPALIVE_TIMEOUT = "30s"
 WORKER_CONNECTIONS = 32768
 
 
+# An upgraded connection holds two buffers of proxy_buffer_size for its life, one each way
+# (nginx's default is a page, 4k each): what an idle socket costs nginx is mostly these.
+# Frames larger than the buffer pass through it in pieces (one more read and write each).
+WS_PROXY_BUFFER_SIZE = "1k"
+
+
 def upstream_name(service: str) -> str:
     return "up_" + service.replace("-", "_")
 
@@ -96,6 +102,7 @@ def render(
                 f"proxy_read_timeout {PROXY_IDLE_TIMEOUT_SECONDS}s;",
                 f"proxy_send_timeout {PROXY_IDLE_TIMEOUT_SECONDS}s;",
                 "proxy_buffering off;",
+                f"proxy_buffer_size {WS_PROXY_BUFFER_SIZE};",
             ]
         else:
             lines.append('proxy_set_header Connection "";')
