@@ -98,6 +98,16 @@ def _fill() -> None:
         _filling.release()
 
 
+def wait_for_fill(timeout: float = 10.0) -> bool:
+    """Wait until no fill is running (False if one still is after `timeout`): for a
+    caller that must not race the fill's reads, such as a test about to empty the
+    database under it."""
+    if not _filling.acquire(timeout=timeout):
+        return False
+    _filling.release()
+    return True
+
+
 def rebuild() -> int | None:
     """Drop the directory and fill it again (after writes that bypassed the signals)."""
     userdir.clear()

@@ -5,12 +5,23 @@ import pytest
 
 from switchboard import tokens
 from switchboard.settings_base import channel_layers as layers_config
-from ws_gateway import connections, throttle
+from ws_gateway import connections, directory, throttle
 
 
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch):
     monkeypatch.setattr(connections, "registry", connections.Registry())
+
+
+@pytest.fixture(autouse=True)
+def no_directory_fill_left_running():
+    """A REST user lookup can start the user directory's fill in the background (the
+    directory is empty at every test's start); its reads must end before pytest-django
+    empties the database, or the flush meets a locked table (SQLite's shared cache).
+    pytest-django's own autouse fixture is set up before this one, so this teardown runs
+    before its flush."""
+    yield
+    assert directory.wait_for_fill(), "the user directory's fill did not end in 10 s"
 
 
 @pytest.fixture(autouse=True)
